@@ -1,0 +1,169 @@
+//! The stored event: one flat row per event, after the collector has enriched it.
+//!
+//! Every field here is a column of the lake's Parquet files and of the warehouse's raw table, in
+//! this order; [`crate::schema::FIELDS`] documents each one and a test keeps the two in step. On
+//! the queue (spool record or Pub/Sub message data) an event travels as this struct's JSON.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::money::Money;
+
+/// What happened. The e-commerce funnel steps plus `page_view`, `search` and `custom`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// A page (or app screen) was shown.
+    PageView,
+    /// A product detail page or card was viewed.
+    ProductView,
+    /// A product was added to the cart.
+    AddToCart,
+    /// A product was removed from the cart.
+    RemoveFromCart,
+    /// The shopper started the checkout.
+    BeginCheckout,
+    /// An order was placed (one event per order line, or one per order without product fields).
+    Purchase,
+    /// A site search was run.
+    Search,
+    /// Anything else; the name is in `event_name`.
+    Custom,
+}
+
+impl EventType {
+    /// Every event type, in funnel order where there is one.
+    pub const ALL: [EventType; 8] = [
+        EventType::PageView,
+        EventType::ProductView,
+        EventType::AddToCart,
+        EventType::RemoveFromCart,
+        EventType::BeginCheckout,
+        EventType::Purchase,
+        EventType::Search,
+        EventType::Custom,
+    ];
+
+    /// The wire and column value, e.g. `add_to_cart`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::PageView => "page_view",
+            EventType::ProductView => "product_view",
+            EventType::AddToCart => "add_to_cart",
+            EventType::RemoveFromCart => "remove_from_cart",
+            EventType::BeginCheckout => "begin_checkout",
+            EventType::Purchase => "purchase",
+            EventType::Search => "search",
+            EventType::Custom => "custom",
+        }
+    }
+
+    /// True for the events that are about one product and so must name it.
+    pub fn requires_product(self) -> bool {
+        matches!(self, EventType::ProductView | EventType::AddToCart | EventType::RemoveFromCart)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the event was tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// A browser storefront.
+    Web,
+    /// An iOS app.
+    Ios,
+    /// An Android app.
+    Android,
+    /// A back-end service tracking on the shopper's behalf.
+    Server,
+}
+
+impl Platform {
+    /// The wire and column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Web => "web",
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+            Platform::Server => "server",
+        }
+    }
+}
+
+/// One enriched event as stored in the queue, the lake and the warehouse.
+///
+/// Field documentation lives once, in [`crate::schema::FIELDS`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Event {
+    pub event_id: String,
+    pub event_id_generated: bool,
+    pub event_type: EventType,
+    pub event_name: String,
+    pub event_time: DateTime<Utc>,
+    pub client_event_time: Option<DateTime<Utc>>,
+    pub event_time_out_of_range: bool,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub source_id: String,
+    pub anonymous_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub page_url: Option<String>,
+    pub page_path: Option<String>,
+    pub page_referrer: Option<String>,
+    pub page_title: Option<String>,
+    pub product_id: Option<String>,
+    pub category_id: Option<String>,
+    pub category_code: Option<String>,
+    pub brand: Option<String>,
+    pub price: Option<Money>,
+    pub currency: Option<String>,
+    pub quantity: Option<i64>,
+    pub order_id: Option<String>,
+    pub revenue: Option<Money>,
+    pub order_currency: Option<String>,
+    pub search_query: Option<String>,
+    pub platform: Option<Platform>,
+    pub app_name: Option<String>,
+    pub app_version: Option<String>,
+    pub locale: Option<String>,
+    pub screen_width: Option<i64>,
+    pub screen_height: Option<i64>,
+    pub library_name: Option<String>,
+    pub library_version: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub ip_truncated: Option<String>,
+    pub user_agent: Option<String>,
+    pub ua_browser: Option<String>,
+    pub ua_browser_version: Option<String>,
+    pub ua_os: Option<String>,
+    pub ua_os_version: Option<String>,
+    pub ua_device_class: Option<String>,
+    pub is_bot: bool,
+    /// The client's free-form properties as JSON text (absent when the client sent none).
+    pub properties: Option<String>,
+}
+
+impl Event {
+    /// The queue encoding of this event (JSON).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serializing a struct of strings, numbers and timestamps cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes an event from its queue encoding.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}

@@ -1,0 +1,166 @@
+//! Decimal money amounts.
+//!
+//! Prices and revenue are exact decimals end to end: clients may send a JSON number (`19.99`) or a
+//! string (`"19.99"`); the queue carries them as strings; Parquet stores them as
+//! `DECIMAL(38, 9)` (Arrow `Decimal128(38, 9)`), which BigQuery loads as `NUMERIC` and DuckDB as
+//! `DECIMAL(38,9)`. A JSON number is read through its shortest decimal representation, so `19.99`
+//! stays `19.99` and never becomes `19.989999999999998`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Digits after the decimal point kept in storage (`DECIMAL(38, 9)`, BigQuery `NUMERIC`).
+pub const MONEY_SCALE: u32 = 9;
+/// Total digits of the stored decimal.
+pub const MONEY_PRECISION: u8 = 38;
+
+/// An exact, non-binary decimal amount with at most [`MONEY_SCALE`] fractional digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+/// Why a value is not a valid amount.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    /// Not a decimal number at all.
+    #[error("not a decimal number: {0:?}")]
+    NotANumber(String),
+    /// More fractional digits than storage keeps; rounding money silently is never right.
+    #[error("more than {MONEY_SCALE} digits after the decimal point: {0}")]
+    TooPrecise(String),
+}
+
+impl Money {
+    /// Parses a decimal string such as `"19.99"` or `"-3"`.
+    pub fn parse(text: &str) -> Result<Self, MoneyError> {
+        let decimal = Decimal::from_str(text.trim())
+            .or_else(|_| Decimal::from_scientific(text.trim()))
+            .map_err(|_| MoneyError::NotANumber(text.to_owned()))?;
+        let decimal = decimal.normalize();
+        if decimal.scale() > MONEY_SCALE {
+            return Err(MoneyError::TooPrecise(text.to_owned()));
+        }
+        Ok(Self(decimal))
+    }
+
+    /// The amount as an integer count of 10⁻⁹ units, the representation of `Decimal128(38, 9)`.
+    pub fn to_scaled_i128(self) -> i128 {
+        let mut scaled = self.0;
+        scaled.rescale(MONEY_SCALE);
+        scaled.mantissa()
+    }
+
+    /// Builds an amount from an integer count of 10⁻⁹ units.
+    pub fn from_scaled_i128(units: i128) -> Self {
+        Self(Decimal::from_i128_with_scale(units, MONEY_SCALE).normalize())
+    }
+
+    /// True when the amount is below zero.
+    pub fn is_negative(self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    /// The underlying decimal.
+    pub fn as_decimal(self) -> Decimal {
+        self.0
+    }
+}
+
+impl From<Decimal> for Money {
+    fn from(value: Decimal) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MoneyVisitor;
+
+        impl Visitor<'_> for MoneyVisitor {
+            type Value = Money;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal amount as a JSON number or string, e.g. 19.99 or \"19.99\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+                Money::parse(v).map_err(E::custom)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+                Ok(Money(Decimal::from(v)))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+                Ok(Money(Decimal::from(v)))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("amount must be a finite number"));
+                }
+                // `{}` on f64 prints the shortest string that reads back as the same f64, which is
+                // the decimal the client wrote for any amount with up to 15 significant digits.
+                Money::parse(&format!("{v}")).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(MoneyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_numbers_keep_their_decimal_digits() {
+        let money: Money = serde_json::from_str("19.99").unwrap();
+        assert_eq!(money.to_string(), "19.99");
+        assert_eq!(money.to_scaled_i128(), 19_990_000_000);
+    }
+
+    #[test]
+    fn strings_and_integers_are_accepted() {
+        let from_string: Money = serde_json::from_str("\"0.000000001\"").unwrap();
+        assert_eq!(from_string.to_scaled_i128(), 1);
+        let from_integer: Money = serde_json::from_str("42").unwrap();
+        assert_eq!(from_integer.to_scaled_i128(), 42_000_000_000);
+    }
+
+    #[test]
+    fn too_many_fractional_digits_are_an_error_not_a_rounding() {
+        let error = serde_json::from_str::<Money>("\"1.0000000001\"").unwrap_err();
+        assert!(error.to_string().contains("digits after the decimal point"), "{error}");
+    }
+
+    #[test]
+    fn non_numbers_are_rejected() {
+        assert!(serde_json::from_str::<Money>("\"cheap\"").is_err());
+        assert!(serde_json::from_str::<Money>("true").is_err());
+    }
+
+    #[test]
+    fn scaled_round_trip_and_serialization_as_string() {
+        let money = Money::from_scaled_i128(1_234_500_000);
+        assert_eq!(serde_json::to_string(&money).unwrap(), "\"1.2345\"");
+        assert!(!money.is_negative());
+        assert!(Money::parse("-0.5").unwrap().is_negative());
+        assert!(!Money::parse("-0").unwrap().is_negative());
+    }
+}

@@ -1,0 +1,640 @@
+//! What clients send, and the rules it must follow.
+//!
+//! A request body is either one event object or a batch envelope
+//! `{"sent_at": "…", "events": [ … ]}`. [`parse_body`] splits it, enforces the size limits, and
+//! parses every event on its own, so one bad event never hides the good ones next to it. Each
+//! event is checked in two passes: serde (shape and types, unknown fields are errors) and
+//! [`TrackerEvent::check`] (the `validator` rules on each field, then the rules that span fields,
+//! such as "a product_view names its product"). Every problem is a [`FieldError`] naming the
+//! field by its dotted path.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
+
+use crate::event::{EventType, Platform};
+use crate::failed::FieldError;
+use crate::money::Money;
+
+/// Size limits on requests and events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Most bytes of one (decompressed) request body.
+    pub max_batch_bytes: usize,
+    /// Most bytes of one event's JSON.
+    pub max_event_bytes: usize,
+    /// Most bytes of one event's `properties` object.
+    pub max_properties_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch_events: 500,
+            max_batch_bytes: 500 * 1024,
+            max_event_bytes: 32 * 1024,
+            max_properties_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The page an event happened on.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Page {
+    #[validate(length(max = 4096), url)]
+    pub url: Option<String>,
+    #[validate(length(max = 2048))]
+    pub path: Option<String>,
+    #[validate(length(max = 4096))]
+    pub referrer: Option<String>,
+    #[validate(length(max = 1024))]
+    pub title: Option<String>,
+}
+
+/// The product an event is about.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Product {
+    #[validate(length(min = 1, max = 256))]
+    pub product_id: Option<String>,
+    #[validate(length(min = 1, max = 256))]
+    pub category_id: Option<String>,
+    #[validate(length(min = 1, max = 512), custom(function = "validate_category_code"))]
+    pub category_code: Option<String>,
+    #[validate(length(min = 1, max = 256))]
+    pub brand: Option<String>,
+    #[validate(custom(function = "validate_non_negative"))]
+    pub price: Option<Money>,
+    #[validate(custom(function = "validate_currency"))]
+    pub currency: Option<String>,
+    #[validate(range(min = 1, max = 100_000))]
+    pub quantity: Option<i64>,
+}
+
+/// The order of a purchase (or checkout).
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Order {
+    #[validate(length(min = 1, max = 256))]
+    pub order_id: Option<String>,
+    #[validate(custom(function = "validate_non_negative"))]
+    pub revenue: Option<Money>,
+    #[validate(custom(function = "validate_currency"))]
+    pub currency: Option<String>,
+}
+
+/// A site search.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Search {
+    #[validate(length(min = 1, max = 1024))]
+    pub query: Option<String>,
+}
+
+/// Name and version of an app or library.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct NameVersion {
+    #[validate(length(min = 1, max = 128))]
+    pub name: Option<String>,
+    #[validate(length(min = 1, max = 64))]
+    pub version: Option<String>,
+}
+
+/// Screen size in pixels.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Screen {
+    #[validate(range(min = 1, max = 100_000))]
+    pub width: Option<i64>,
+    #[validate(range(min = 1, max = 100_000))]
+    pub height: Option<i64>,
+}
+
+/// Campaign (UTM) fields.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Campaign {
+    #[validate(length(max = 256))]
+    pub source: Option<String>,
+    #[validate(length(max = 256))]
+    pub medium: Option<String>,
+    #[validate(length(max = 256))]
+    pub name: Option<String>,
+    #[validate(length(max = 256))]
+    pub term: Option<String>,
+    #[validate(length(max = 256))]
+    pub content: Option<String>,
+}
+
+/// Where and how the event was tracked.
+#[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Context {
+    pub platform: Option<Platform>,
+    #[validate(nested)]
+    pub app: Option<NameVersion>,
+    #[validate(length(min = 2, max = 35))]
+    pub locale: Option<String>,
+    #[validate(nested)]
+    pub screen: Option<Screen>,
+    #[validate(nested)]
+    pub library: Option<NameVersion>,
+    #[validate(nested)]
+    pub campaign: Option<Campaign>,
+    /// The shopper's user agent when the sender is not the shopper's device (server-side
+    /// tracking); otherwise the request's `User-Agent` header is used.
+    #[validate(length(max = 1024))]
+    pub user_agent: Option<String>,
+}
+
+/// One event as a client sends it.
+#[derive(Clone, Debug, Deserialize, Validate, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TrackerEvent {
+    /// Client-generated UUID; makes retries idempotent downstream.
+    pub event_id: Option<Uuid>,
+    pub event_type: EventType,
+    /// Required for `custom` events; ignored for the others' naming.
+    #[validate(length(min = 1, max = 128), custom(function = "validate_event_name"))]
+    pub event_name: Option<String>,
+    /// When the event happened, on the client's clock (RFC 3339).
+    pub event_time: Option<DateTime<Utc>>,
+    /// When the client sent it, on the client's clock; defaults to the batch's `sent_at`.
+    pub sent_at: Option<DateTime<Utc>>,
+    #[validate(length(min = 1, max = 256))]
+    pub anonymous_id: Option<String>,
+    #[validate(length(min = 1, max = 256))]
+    pub user_id: Option<String>,
+    #[validate(length(min = 1, max = 256))]
+    pub session_id: Option<String>,
+    #[validate(nested)]
+    pub page: Option<Page>,
+    #[validate(nested)]
+    pub product: Option<Product>,
+    #[validate(nested)]
+    pub order: Option<Order>,
+    #[validate(nested)]
+    pub search: Option<Search>,
+    #[validate(nested)]
+    pub context: Option<Context>,
+    /// Free-form JSON object, bounded by [`Limits::max_properties_bytes`] and a nesting depth of
+    /// [`MAX_PROPERTIES_DEPTH`].
+    pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Deepest nesting allowed inside `properties`.
+pub const MAX_PROPERTIES_DEPTH: usize = 5;
+
+fn validate_currency(code: &str) -> Result<(), ValidationError> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(error("currency", "must be an ISO 4217 code: three upper-case letters, e.g. EUR"))
+    }
+}
+
+fn validate_non_negative(amount: &Money) -> Result<(), ValidationError> {
+    if amount.is_negative() {
+        Err(error("range", "must not be negative"))
+    } else {
+        Ok(())
+    }
+}
+
+fn validate_category_code(code: &str) -> Result<(), ValidationError> {
+    let well_formed = code.split('.').all(|part| {
+        !part.is_empty()
+            && part.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == ' ')
+    });
+    if well_formed {
+        Ok(())
+    } else {
+        Err(error(
+            "category_code",
+            "must be a dotted path of non-empty names, e.g. electronics.smartphone",
+        ))
+    }
+}
+
+fn validate_event_name(name: &str) -> Result<(), ValidationError> {
+    if name.chars().any(char::is_control) {
+        Err(error("event_name", "must not contain control characters"))
+    } else {
+        Ok(())
+    }
+}
+
+fn error(code: &'static str, message: &'static str) -> ValidationError {
+    ValidationError::new(code).with_message(Cow::Borrowed(message))
+}
+
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Flattens validator's nested error tree into dotted-path field errors.
+fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = match (&e.message, e.code.as_ref()) {
+                        (Some(message), _) => message.to_string(),
+                        (None, "length") => describe_bounds("length", e),
+                        (None, "range") => describe_bounds("value", e),
+                        (None, "url") => "must be an absolute URL".to_owned(),
+                        (None, code) => format!("failed the {code} rule"),
+                    };
+                    out.push(FieldError::new(&path, e.code.as_ref(), message));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => flatten(&path, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    flatten(&format!("{path}[{index}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+fn describe_bounds(what: &str, e: &ValidationError) -> String {
+    let min = e.params.get("min").map(ToString::to_string);
+    let max = e.params.get("max").map(ToString::to_string);
+    match (min, max) {
+        (Some(min), Some(max)) => format!("{what} must be between {min} and {max}"),
+        (Some(min), None) => format!("{what} must be at least {min}"),
+        (None, Some(max)) => format!("{what} must be at most {max}"),
+        (None, None) => format!("{what} is out of bounds"),
+    }
+}
+
+impl TrackerEvent {
+    /// Every rule violation of this event, each naming its field; empty when the event is valid.
+    pub fn check(&self, limits: &Limits) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if let Err(errors) = self.validate() {
+            flatten("", &errors, &mut problems);
+        }
+        if self.anonymous_id.is_none() && self.user_id.is_none() {
+            problems.push(FieldError::new(
+                "anonymous_id",
+                "required",
+                "at least one of anonymous_id and user_id is required",
+            ));
+        }
+        let product_id = self.product.as_ref().and_then(|p| p.product_id.as_ref());
+        if self.event_type.requires_product() && product_id.is_none() {
+            problems.push(FieldError::new(
+                "product.product_id",
+                "required",
+                format!("{} events must name the product", self.event_type),
+            ));
+        }
+        if self.event_type == EventType::Purchase {
+            if self.order.as_ref().and_then(|o| o.order_id.as_ref()).is_none() {
+                problems.push(FieldError::new(
+                    "order.order_id",
+                    "required",
+                    "purchase events must carry the order id",
+                ));
+            }
+            if self.order.as_ref().and_then(|o| o.revenue).is_none() {
+                problems.push(FieldError::new(
+                    "order.revenue",
+                    "required",
+                    "purchase events must carry the revenue of the order (or of this order line)",
+                ));
+            }
+        }
+        if self.event_type == EventType::Search
+            && self.search.as_ref().and_then(|s| s.query.as_ref()).is_none()
+        {
+            problems.push(FieldError::new(
+                "search.query",
+                "required",
+                "search events must carry the query",
+            ));
+        }
+        if self.event_type == EventType::Custom && self.event_name.is_none() {
+            problems.push(FieldError::new(
+                "event_name",
+                "required",
+                "custom events must carry an event_name",
+            ));
+        }
+        if let Some(properties) = &self.properties {
+            let size = serde_json::to_vec(properties).map(|bytes| bytes.len()).unwrap_or(0);
+            if size > limits.max_properties_bytes {
+                problems.push(FieldError::new(
+                    "properties",
+                    "too_large",
+                    format!("{size} bytes; at most {} bytes", limits.max_properties_bytes),
+                ));
+            }
+            let nesting = properties.values().map(depth).max().unwrap_or(0) + 1;
+            if nesting > MAX_PROPERTIES_DEPTH {
+                problems.push(FieldError::new(
+                    "properties",
+                    "too_deep",
+                    format!("nested {nesting} levels deep; at most {MAX_PROPERTIES_DEPTH}"),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// A parsed request body: the batch-level `sent_at` and each event's outcome.
+#[derive(Debug)]
+pub struct Batch {
+    /// The envelope's `sent_at`, applied to events that carry none.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// One entry per event, in request order.
+    pub items: Vec<BatchItem>,
+}
+
+/// One event of a request: parsed and valid, or rejected with its reasons.
+#[derive(Debug)]
+pub struct BatchItem {
+    /// The event's own JSON text, kept so a rejected event can be dead-lettered as it was sent.
+    pub raw: Box<RawValue>,
+    /// The valid event, or every reason it was rejected.
+    pub outcome: Result<TrackerEvent, Vec<FieldError>>,
+}
+
+/// Why a whole request body was refused (as opposed to single events within it).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON, or JSON of the wrong top-level shape.
+    #[error("{field}: {message}")]
+    Malformed {
+        /// The offending field (`body` for the whole request).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// More events than a batch may hold.
+    #[error("events: a batch holds at most {max} events, this one holds {count}")]
+    TooManyEvents {
+        /// Events in the request.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No events at all.
+    #[error("events: the batch is empty")]
+    Empty,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(default)]
+    sent_at: Option<DateTime<Utc>>,
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// Parses one event from its JSON text, with the path of the first type error.
+pub fn parse_event(raw: &str, limits: &Limits) -> Result<TrackerEvent, Vec<FieldError>> {
+    if raw.len() > limits.max_event_bytes {
+        return Err(vec![FieldError::new(
+            "event",
+            "too_large",
+            format!("{} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
+        )]);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    let event: TrackerEvent = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "event".to_owned() } else { path };
+        vec![FieldError::new(&field, "invalid", e.into_inner().to_string())]
+    })?;
+    let problems = event.check(limits);
+    if problems.is_empty() { Ok(event) } else { Err(problems) }
+}
+
+/// Splits a request body into its events and parses each one.
+///
+/// The caller has already enforced [`Limits::max_batch_bytes`] on the decompressed body.
+pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
+    let malformed = |field: &str, message: String| BodyError::Malformed {
+        field: field.to_owned(),
+        message,
+    };
+    let top_level = serde_json::from_str::<std::collections::BTreeMap<String, &RawValue>>(body)
+        .map_err(|e| {
+            malformed(
+                "body",
+                format!("expected a JSON object (one event or {{\"events\": [...]}}): {e}"),
+            )
+        })?;
+    if top_level.contains_key("events") {
+        let envelope: Envelope<'_> =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body))
+                .map_err(|e| malformed(&e.path().to_string(), e.into_inner().to_string()))?;
+        if envelope.events.len() > limits.max_batch_events {
+            return Err(BodyError::TooManyEvents {
+                count: envelope.events.len(),
+                max: limits.max_batch_events,
+            });
+        }
+        if envelope.events.is_empty() {
+            return Err(BodyError::Empty);
+        }
+        let items = envelope
+            .events
+            .into_iter()
+            .map(|raw| BatchItem { outcome: parse_event(raw.get(), limits), raw: raw.to_owned() })
+            .collect();
+        return Ok(Batch { sent_at: envelope.sent_at, items });
+    }
+    let raw = RawValue::from_string(body.to_owned())
+        .map_err(|e| malformed("body", e.to_string()))?;
+    let outcome = parse_event(raw.get(), limits);
+    Ok(Batch { sent_at: None, items: vec![BatchItem { raw, outcome }] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    fn fields(outcome: &Result<TrackerEvent, Vec<FieldError>>) -> Vec<String> {
+        match outcome {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
+        }
+    }
+
+    fn check(json: serde_json::Value) -> Vec<String> {
+        fields(&parse_event(&json.to_string(), &limits()))
+    }
+
+    fn page_view() -> serde_json::Value {
+        serde_json::json!({"event_type": "page_view", "anonymous_id": "a1",
+                           "page": {"url": "https://shop.example/", "path": "/"}})
+    }
+
+    #[test]
+    fn a_minimal_page_view_is_valid() {
+        assert_eq!(check(page_view()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_unknown_event_type_names_the_field() {
+        assert_eq!(check(serde_json::json!({"event_type": "teleport", "anonymous_id": "a"})), [
+            "event_type"
+        ]);
+    }
+
+    #[test]
+    fn an_event_needs_an_anonymous_or_user_id() {
+        assert_eq!(check(serde_json::json!({"event_type": "page_view"})), ["anonymous_id"]);
+        assert!(check(serde_json::json!({"event_type": "page_view", "user_id": "u"})).is_empty());
+    }
+
+    #[test]
+    fn product_events_must_name_the_product() {
+        let event = serde_json::json!({"event_type": "add_to_cart", "anonymous_id": "a"});
+        assert_eq!(check(event), ["product.product_id"]);
+    }
+
+    #[test]
+    fn purchases_need_order_id_and_revenue() {
+        let event = serde_json::json!({"event_type": "purchase", "anonymous_id": "a", "order": {}});
+        assert_eq!(check(event), ["order.order_id", "order.revenue"]);
+    }
+
+    #[test]
+    fn searches_need_a_query_and_custom_events_a_name() {
+        assert_eq!(check(serde_json::json!({"event_type": "search", "anonymous_id": "a"})), [
+            "search.query"
+        ]);
+        assert_eq!(check(serde_json::json!({"event_type": "custom", "anonymous_id": "a"})), [
+            "event_name"
+        ]);
+    }
+
+    #[test]
+    fn negative_prices_and_bad_currencies_are_rejected_with_their_paths() {
+        let event = serde_json::json!({"event_type": "product_view", "anonymous_id": "a",
+            "product": {"product_id": "p", "price": -1, "currency": "eur", "quantity": 0}});
+        let mut got = check(event);
+        got.sort();
+        assert_eq!(got, ["product.currency", "product.price", "product.quantity"]);
+    }
+
+    #[test]
+    fn a_float_price_with_too_many_digits_is_rejected() {
+        let event = serde_json::json!({"event_type": "product_view", "anonymous_id": "a",
+            "product": {"product_id": "p", "price": "0.0000000001"}});
+        assert_eq!(check(event), ["product.price"]);
+    }
+
+    #[test]
+    fn type_errors_point_at_the_nested_field() {
+        let event = serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+            "context": {"screen": {"width": "wide"}}});
+        assert_eq!(check(event), ["context.screen.width"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_not_silently_dropped() {
+        let mut event = page_view();
+        event["prodcut"] = serde_json::json!({});
+        let errors = parse_event(&event.to_string(), &limits()).unwrap_err();
+        assert!(errors[0].message.contains("prodcut"), "{errors:?}");
+    }
+
+    #[test]
+    fn bad_urls_timestamps_and_ids_are_rejected() {
+        let mut event = page_view();
+        event["page"]["url"] = "not a url".into();
+        assert_eq!(check(event), ["page.url"]);
+        let mut event = page_view();
+        event["event_time"] = "yesterday".into();
+        assert_eq!(check(event), ["event_time"]);
+        let mut event = page_view();
+        event["event_id"] = "123".into();
+        assert_eq!(check(event), ["event_id"]);
+    }
+
+    #[test]
+    fn category_codes_are_dotted_paths() {
+        let mut event = serde_json::json!({"event_type": "product_view", "anonymous_id": "a",
+            "product": {"product_id": "p", "category_code": "electronics..phone"}});
+        assert_eq!(check(event.clone()), ["product.category_code"]);
+        event["product"]["category_code"] = "electronics.smartphone".into();
+        assert!(check(event).is_empty());
+    }
+
+    #[test]
+    fn properties_are_bounded_in_size_and_depth() {
+        let mut event = page_view();
+        event["properties"] = serde_json::json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}});
+        assert_eq!(check(event), ["properties"]);
+        let mut event = page_view();
+        event["properties"] = serde_json::json!({"blob": "x".repeat(17 * 1024)});
+        assert_eq!(check(event), ["properties"]);
+    }
+
+    #[test]
+    fn an_oversized_event_is_rejected_before_parsing() {
+        let mut event = page_view();
+        event["page"]["title"] = "t".repeat(40 * 1024).into();
+        let errors = parse_event(&event.to_string(), &limits()).unwrap_err();
+        assert_eq!(errors[0].code, "too_large");
+    }
+
+    #[test]
+    fn a_batch_parses_each_event_on_its_own() {
+        let body = serde_json::json!({"sent_at": "2026-11-24T10:00:00Z", "events": [
+            page_view(), {"event_type": "nope", "anonymous_id": "a"}, page_view()]});
+        let batch = parse_body(&body.to_string(), &limits()).unwrap();
+        assert!(batch.sent_at.is_some());
+        let outcomes: Vec<bool> = batch.items.iter().map(|i| i.outcome.is_ok()).collect();
+        assert_eq!(outcomes, [true, false, true]);
+        assert!(batch.items[1].raw.get().contains("nope"));
+    }
+
+    #[test]
+    fn batch_shape_errors_refuse_the_whole_request() {
+        let too_many = serde_json::json!({"events": vec![page_view(); 501]});
+        assert!(matches!(
+            parse_body(&too_many.to_string(), &limits()),
+            Err(BodyError::TooManyEvents { count: 501, max: 500 })
+        ));
+        assert_eq!(parse_body(r#"{"events": []}"#, &limits()).unwrap_err(), BodyError::Empty);
+        assert!(matches!(parse_body("[1,2]", &limits()), Err(BodyError::Malformed { .. })));
+        assert!(matches!(parse_body("{", &limits()), Err(BodyError::Malformed { .. })));
+        let wrong = parse_body(r#"{"events": 3}"#, &limits()).unwrap_err();
+        assert!(matches!(wrong, BodyError::Malformed { ref field, .. } if field == "events"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The spool's on-disk format.
+//!
+//! A spool is a directory per stream (`events/`, `failed/`). Each stream holds:
+//!
+//! * `LOCK` — the writer holds an exclusive advisory lock on it while it runs; the OS releases
+//!   it when the process dies, however it dies.
+//! * `<id>.open` — the one segment being appended to. `<id>` is 20 decimal digits: the
+//!   segment's creation time in nanoseconds since the Unix epoch, strictly increasing, so ids
+//!   sort by age and are never reused even after every segment has been consumed.
+//! * `<id>.seg` — sealed segments, immutable, ready for the batcher.
+//!
+//! A segment file is an 8-byte magic `CLKSPL01` followed by records:
+//!
+//! ```text
+//! +----------------+------------------+------------------+
+//! | length: u32 LE | crc32c: u32 LE   | payload (length) |
+//! +----------------+------------------+------------------+
+//! ```
+//!
+//! `crc32c` covers the payload. The writer fsyncs a group of records before acknowledging any of
+//! them, so everything acknowledged precedes anything that might be torn by a crash. Recovery of
+//! an abandoned `.open` segment therefore keeps the records up to the first incomplete or
+//! corrupt one, truncates the rest (it was never acknowledged), and seals the segment. In a
+//! sealed segment a bad checksum is real corruption and is reported, never skipped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// First bytes of every segment file.
+pub const MAGIC: &[u8; 8] = b"CLKSPL01";
+/// Bytes before each record's payload.
+pub const RECORD_HEADER_BYTES: usize = 8;
+/// Largest payload a record may have.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+/// Suffix of the segment being written.
+pub const OPEN_SUFFIX: &str = "open";
+/// Suffix of sealed segments.
+pub const SEALED_SUFFIX: &str = "seg";
+/// Name of the writer's lock file.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Appends one framed record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// How a scan of a segment ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Every byte belonged to a whole, valid record.
+    Clean,
+    /// The record starting at `offset` is incomplete or fails its checksum.
+    Damaged {
+        /// Byte offset of the first bad record.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The records of a segment file and how the scan ended.
+#[derive(Debug)]
+pub struct Scan {
+    /// Payloads of the valid records, in order.
+    pub records: Vec<Vec<u8>>,
+    /// Byte length of the valid prefix (header plus valid records).
+    pub valid_len: u64,
+    /// Whether the file ended cleanly.
+    pub end: ScanEnd,
+}
+
+/// Reads every record of a segment file, stopping at the first bad one.
+pub fn scan(path: &Path) -> io::Result<Scan> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Ok(Scan {
+            records: Vec::new(),
+            valid_len: 0,
+            end: ScanEnd::Damaged { offset: 0, reason: "missing or wrong magic header".into() },
+        });
+    }
+    let mut offset = MAGIC.len();
+    let mut records = Vec::new();
+    while offset < bytes.len() {
+        let damaged = |reason: &str| ScanEnd::Damaged { offset: offset as u64, reason: reason.into() };
+        if bytes.len() - offset < RECORD_HEADER_BYTES {
+            return Ok(Scan { records, valid_len: offset as u64, end: damaged("torn record header") });
+        }
+        let length = u32::from_le_bytes([
+            bytes[offset],
+            bytes[offset + 1],
+            bytes[offset + 2],
+            bytes[offset + 3],
+        ]) as usize;
+        let checksum = u32::from_le_bytes([
+            bytes[offset + 4],
+            bytes[offset + 5],
+            bytes[offset + 6],
+            bytes[offset + 7],
+        ]);
+        let start = offset + RECORD_HEADER_BYTES;
+        if length > MAX_RECORD_BYTES || bytes.len() - start < length {
+            return Ok(Scan { records, valid_len: offset as u64, end: damaged("torn record payload") });
+        }
+        let payload = &bytes[start..start + length];
+        if crc32c::crc32c(payload) != checksum {
+            return Ok(Scan { records, valid_len: offset as u64, end: damaged("checksum mismatch") });
+        }
+        records.push(payload.to_vec());
+        offset = start + length;
+    }
+    Ok(Scan { records, valid_len: offset as u64, end: ScanEnd::Clean })
+}
+
+/// Makes a directory entry change (create, rename, unlink) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Path of segment `id` with `suffix` in `dir`.
+pub fn segment_path(dir: &Path, id: u64, suffix: &str) -> PathBuf {
+    dir.join(format!("{id:020}.{suffix}"))
+}
+
+/// Parses a segment file name into its id and suffix.
+pub fn parse_segment_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, suffix))
+}
+
+/// Segment ids with the given suffix in `dir`, oldest first.
+pub fn list_segments(dir: &Path, suffix: &str) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && let Some((id, found)) = parse_segment_name(name)
+            && found == suffix
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Seals every `.open` segment in `dir` that no writer is appending to.
+///
+/// The caller must hold the stream's lock. Keeps each segment's valid prefix, truncates a torn
+/// tail, removes segments without records, and renames the rest to `.seg`. Returns how many
+/// segments were sealed.
+pub fn seal_abandoned(dir: &Path) -> io::Result<usize> {
+    let mut sealed = 0;
+    for id in list_segments(dir, OPEN_SUFFIX)? {
+        let open = segment_path(dir, id, OPEN_SUFFIX);
+        let result = scan(&open)?;
+        if result.records.is_empty() {
+            fs::remove_file(&open)?;
+            continue;
+        }
+        if let ScanEnd::Damaged { offset, reason } = &result.end {
+            tracing::warn!(segment = id, offset, reason, "truncating the unacknowledged tail of an abandoned spool segment");
+            let file = OpenOptions::new().write(true).open(&open)?;
+            file.set_len(result.valid_len)?;
+            file.sync_all()?;
+        }
+        seal(dir, id)?;
+        sealed += 1;
+    }
+    sync_dir(dir)?;
+    Ok(sealed)
+}
+
+/// Renames segment `id` from `.open` to `.seg` and makes the rename durable.
+pub fn seal(dir: &Path, id: u64) -> io::Result<()> {
+    fs::rename(segment_path(dir, id, OPEN_SUFFIX), segment_path(dir, id, SEALED_SUFFIX))?;
+    sync_dir(dir)
+}
+
+/// Creates a new, empty `.open` segment with its header, durable before it is used.
+pub fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
+    let path = segment_path(dir, id, OPEN_SUFFIX);
+    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+    file.write_all(MAGIC)?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_segment(dir: &Path, id: u64, payloads: &[&[u8]], tail: &[u8]) -> PathBuf {
+        let mut bytes = MAGIC.to_vec();
+        for payload in payloads {
+            encode_record(&mut bytes, payload);
+        }
+        bytes.extend_from_slice(tail);
+        let path = segment_path(dir, id, OPEN_SUFFIX);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_clean_segment_scans_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 1, &[b"a", b"bb", b""], b"");
+        let result = scan(&path).unwrap();
+        assert_eq!(result.records, vec![b"a".to_vec(), b"bb".to_vec(), vec![]]);
+        assert_eq!(result.end, ScanEnd::Clean);
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated_and_the_segment_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut torn = Vec::new();
+        encode_record(&mut torn, b"never acknowledged");
+        torn.truncate(torn.len() - 3);
+        write_segment(dir.path(), 7, &[b"one", b"two"], &torn);
+        assert_eq!(seal_abandoned(dir.path()).unwrap(), 1);
+        let sealed = segment_path(dir.path(), 7, SEALED_SUFFIX);
+        let result = scan(&sealed).unwrap();
+        assert_eq!(result.records, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(result.end, ScanEnd::Clean);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_detected_by_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 1, &[b"hello", b"world"], b"");
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        fs::write(&path, bytes).unwrap();
+        let result = scan(&path).unwrap();
+        assert_eq!(result.records, vec![b"hello".to_vec()]);
+        assert!(matches!(result.end, ScanEnd::Damaged { ref reason, .. } if reason == "checksum mismatch"));
+    }
+
+    #[test]
+    fn empty_abandoned_segments_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        write_segment(dir.path(), 3, &[], b"");
+        fs::write(segment_path(dir.path(), 4, OPEN_SUFFIX), b"CLK").unwrap();
+        assert_eq!(seal_abandoned(dir.path()).unwrap(), 0);
+        assert!(list_segments(dir.path(), OPEN_SUFFIX).unwrap().is_empty());
+        assert!(list_segments(dir.path(), SEALED_SUFFIX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn segment_names_round_trip_and_sort_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in [30, 4, 1_700_000_000_000_000_000] {
+            write_segment(dir.path(), id, &[b"x"], b"");
+        }
+        fs::write(dir.path().join("LOCK"), b"").unwrap();
+        fs::write(dir.path().join("notes.txt"), b"").unwrap();
+        assert_eq!(list_segments(dir.path(), OPEN_SUFFIX).unwrap(), vec![
+            4,
+            30,
+            1_700_000_000_000_000_000
+        ]);
+        assert_eq!(parse_segment_name("00000000000000000042.seg"), Some((42, "seg")));
+        assert_eq!(parse_segment_name("42.seg"), None);
+    }
+}

@@ -1,0 +1,414 @@
+//! The spool writer: group commit of appends on a dedicated thread.
+//!
+//! Requests arrive on a bounded channel. The writer thread takes every request that is waiting,
+//! appends all their records with one `write`, calls `fdatasync` once, and only then answers each
+//! request. Under concurrency one fsync therefore covers many requests (group commit); with a
+//! single client it is one fsync per request. A full channel or a spool over its size cap is an
+//! overload the caller turns into `503 Retry-After`, never an unbounded queue in memory.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+
+use super::format::{self, LOCK_FILE, OPEN_SUFFIX, SEALED_SUFFIX};
+use crate::SinkError;
+
+/// Settings of one spool stream's writer.
+#[derive(Clone, Debug)]
+pub struct SpoolWriterConfig {
+    /// The stream's directory (created when missing).
+    pub dir: PathBuf,
+    /// Seal the open segment once it holds this many bytes.
+    pub max_segment_bytes: u64,
+    /// Seal a non-empty open segment this long after its first record.
+    pub max_segment_age: Duration,
+    /// Requests that may wait for the writer before new ones are refused as overload.
+    pub max_pending_requests: usize,
+    /// Refuse appends (overload) while unconsumed segments hold more than this many bytes;
+    /// 0 means no cap.
+    pub max_spool_bytes: u64,
+}
+
+impl SpoolWriterConfig {
+    /// Defaults for a stream in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            max_segment_bytes: 32 * 1024 * 1024,
+            max_segment_age: Duration::from_secs(5),
+            max_pending_requests: 4096,
+            max_spool_bytes: 0,
+        }
+    }
+}
+
+/// What the spool holds that the batcher has not consumed yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolDepth {
+    /// Sealed plus open segments.
+    pub segments: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+}
+
+struct Append {
+    payload: Vec<u8>,
+    records: usize,
+    done: oneshot::Sender<io::Result<()>>,
+}
+
+struct Shared {
+    depth_segments: AtomicU64,
+    depth_bytes: AtomicU64,
+    failed: AtomicBool,
+    commits: AtomicU64,
+    records: AtomicU64,
+}
+
+/// Appends records durably to one spool stream.
+pub struct SpoolWriter {
+    /// Taken (dropped) at close, so the writer thread sees the channel end.
+    sender: std::sync::Mutex<Option<SyncSender<Append>>>,
+    shared: Arc<Shared>,
+    max_spool_bytes: u64,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SpoolWriter {
+    /// Opens the stream for writing: takes its lock, recovers what a previous writer left open,
+    /// and starts the writer thread.
+    pub fn open(config: SpoolWriterConfig) -> io::Result<Self> {
+        std::fs::create_dir_all(&config.dir)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(config.dir.join(LOCK_FILE))?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "another process is writing the spool at {}; one collector per spool directory",
+                    config.dir.display()
+                ),
+            )
+        })?;
+        let recovered = format::seal_abandoned(&config.dir)?;
+        if recovered > 0 {
+            tracing::info!(dir = %config.dir.display(), recovered, "sealed segments left open by a previous writer");
+        }
+        let shared = Arc::new(Shared {
+            depth_segments: AtomicU64::new(0),
+            depth_bytes: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+        });
+        refresh_depth(&config.dir, &shared);
+        let (sender, receiver) = sync_channel(config.max_pending_requests.max(1));
+        let thread_shared = shared.clone();
+        let max_spool_bytes = config.max_spool_bytes;
+        let thread = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || {
+                let _lock = lock;
+                let mut state = WriterState::new(config, thread_shared.clone());
+                state.run(receiver);
+            })?;
+        Ok(Self {
+            sender: std::sync::Mutex::new(Some(sender)),
+            shared,
+            max_spool_bytes,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Appends `records` and returns once they are on disk (fsync'd).
+    pub async fn append(&self, records: &[Vec<u8>]) -> Result<(), SinkError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.max_spool_bytes > 0
+            && self.shared.depth_bytes.load(Ordering::Relaxed) > self.max_spool_bytes
+        {
+            return Err(SinkError::Overloaded(
+                "the spool is full: the batcher is not keeping up".into(),
+            ));
+        }
+        let mut payload = Vec::with_capacity(
+            records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum(),
+        );
+        for record in records {
+            if record.len() > format::MAX_RECORD_BYTES {
+                return Err(SinkError::Rejected(format!(
+                    "a record of {} bytes exceeds the spool's {} byte limit",
+                    record.len(),
+                    format::MAX_RECORD_BYTES
+                )));
+            }
+            format::encode_record(&mut payload, record);
+        }
+        let (done, wait) = oneshot::channel();
+        let append = Append { payload, records: records.len(), done };
+        let sender = self.sender.lock().ok().and_then(|s| s.clone()).ok_or_else(closed)?;
+        match sender.try_send(append) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(SinkError::Overloaded("the spool writer's queue is full".into()));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(closed()),
+        }
+        drop(sender);
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(SinkError::Unavailable(format!("spool write failed: {error}"))),
+            Err(_) => Err(closed()),
+        }
+    }
+
+    /// Unconsumed segments and bytes, as of the writer's last look at the directory.
+    pub fn depth(&self) -> SpoolDepth {
+        SpoolDepth {
+            segments: self.shared.depth_segments.load(Ordering::Relaxed),
+            bytes: self.shared.depth_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records written and group commits (fsyncs) made since the writer opened.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (self.shared.records.load(Ordering::Relaxed), self.shared.commits.load(Ordering::Relaxed))
+    }
+
+    /// Ok while the writer thread runs and its last write succeeded.
+    pub fn check_ready(&self) -> Result<(), SinkError> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(SinkError::Unavailable("the last spool write failed".into()));
+        }
+        let running = self
+            .thread
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false);
+        if running { Ok(()) } else { Err(closed()) }
+    }
+
+    /// Stops accepting appends, finishes the waiting ones, seals the open segment and waits for
+    /// the writer thread to exit.
+    pub fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for SpoolWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn closed() -> SinkError {
+    SinkError::Unavailable("the spool writer is shut down".into())
+}
+
+fn refresh_depth(dir: &Path, shared: &Shared) {
+    let mut segments = 0;
+    let mut bytes = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_segment = name
+                .to_str()
+                .and_then(format::parse_segment_name)
+                .is_some_and(|(_, suffix)| suffix == SEALED_SUFFIX || suffix == OPEN_SUFFIX);
+            if is_segment {
+                segments += 1;
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    shared.depth_segments.store(segments, Ordering::Relaxed);
+    shared.depth_bytes.store(bytes, Ordering::Relaxed);
+}
+
+struct OpenSegment {
+    id: u64,
+    file: File,
+    len: u64,
+    first_record_at: Option<Instant>,
+}
+
+struct WriterState {
+    config: SpoolWriterConfig,
+    shared: Arc<Shared>,
+    open: Option<OpenSegment>,
+    last_id: u64,
+    last_depth_refresh: Instant,
+}
+
+/// How often the writer re-reads the directory to learn what the batcher consumed.
+const DEPTH_REFRESH: Duration = Duration::from_secs(1);
+/// Most bytes one group commit writes before answering its requests.
+const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+
+impl WriterState {
+    fn new(config: SpoolWriterConfig, shared: Arc<Shared>) -> Self {
+        let last_id = format::list_segments(&config.dir, SEALED_SUFFIX)
+            .ok()
+            .and_then(|ids| ids.last().copied())
+            .unwrap_or(0);
+        Self { config, shared, open: None, last_id, last_depth_refresh: Instant::now() }
+    }
+
+    fn run(&mut self, receiver: Receiver<Append>) {
+        loop {
+            match receiver.recv_timeout(self.wait_time()) {
+                Ok(first) => {
+                    let mut group = vec![first];
+                    let mut bytes = group[0].payload.len();
+                    while bytes < MAX_GROUP_BYTES {
+                        match receiver.try_recv() {
+                            Ok(next) => {
+                                bytes += next.payload.len();
+                                group.push(next);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(group);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.rotate_if_due();
+            if self.last_depth_refresh.elapsed() >= DEPTH_REFRESH {
+                refresh_depth(&self.config.dir, &self.shared);
+                self.last_depth_refresh = Instant::now();
+            }
+        }
+        if let Err(error) = self.seal_open() {
+            tracing::error!(%error, "could not seal the open spool segment at shutdown; it is recovered at the next start");
+        }
+        refresh_depth(&self.config.dir, &self.shared);
+    }
+
+    fn wait_time(&self) -> Duration {
+        let until_rotation = self
+            .open
+            .as_ref()
+            .and_then(|open| open.first_record_at)
+            .map(|first| self.config.max_segment_age.saturating_sub(first.elapsed()))
+            .unwrap_or(DEPTH_REFRESH);
+        until_rotation.clamp(Duration::from_millis(1), DEPTH_REFRESH)
+    }
+
+    fn commit(&mut self, group: Vec<Append>) {
+        let records: usize = group.iter().map(|a| a.records).sum();
+        let result = self.write_group(&group);
+        match &result {
+            Ok(()) => {
+                self.shared.failed.store(false, Ordering::Relaxed);
+                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared.records.fetch_add(records as u64, Ordering::Relaxed);
+                metrics::counter!("clickstream_spool_records_written_total").increment(records as u64);
+                metrics::counter!("clickstream_spool_fsyncs_total").increment(1);
+            }
+            Err(error) => {
+                self.shared.failed.store(true, Ordering::Relaxed);
+                tracing::error!(%error, dir = %self.config.dir.display(), "spool write failed");
+            }
+        }
+        for append in group {
+            let answer = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
+            };
+            let _ = append.done.send(answer);
+        }
+    }
+
+    fn write_group(&mut self, group: &[Append]) -> io::Result<()> {
+        if self.open.is_none() {
+            self.open_new_segment()?;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Err(io::Error::other("no open segment"));
+        };
+        let before = open.len;
+        let write = (|| {
+            for append in group {
+                open.file.write_all(&append.payload)?;
+            }
+            open.file.sync_data()
+        })();
+        match write {
+            Ok(()) => {
+                let written: u64 = group.iter().map(|a| a.payload.len() as u64).sum();
+                open.len += written;
+                open.first_record_at.get_or_insert_with(Instant::now);
+                self.shared.depth_bytes.fetch_add(written, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                // Nothing of this group is acknowledged. Cut the segment back to its last
+                // acknowledged byte so later records stay readable; if even that fails, abandon
+                // the segment (recovery truncates its tail) and start a new one next time.
+                let restored = open.file.set_len(before).and_then(|()| open.file.sync_all());
+                if restored.is_err() {
+                    self.open = None;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn open_new_segment(&mut self) -> io::Result<()> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let id = (u64::try_from(now).unwrap_or(u64::MAX)).max(self.last_id + 1);
+        let file = format::create_segment(&self.config.dir, id)?;
+        self.last_id = id;
+        self.shared.depth_segments.fetch_add(1, Ordering::Relaxed);
+        self.open = Some(OpenSegment {
+            id,
+            file,
+            len: format::MAGIC.len() as u64,
+            first_record_at: None,
+        });
+        Ok(())
+    }
+
+    fn rotate_if_due(&mut self) {
+        let due = self.open.as_ref().is_some_and(|open| {
+            open.len >= self.config.max_segment_bytes
+                || open.first_record_at.is_some_and(|t| t.elapsed() >= self.config.max_segment_age)
+        });
+        if due && let Err(error) = self.seal_open() {
+            tracing::error!(%error, "could not seal a spool segment; it stays open and is recovered later");
+        }
+    }
+
+    fn seal_open(&mut self) -> io::Result<()> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        if open.first_record_at.is_none() {
+            drop(open.file);
+            std::fs::remove_file(format::segment_path(&self.config.dir, open.id, OPEN_SUFFIX))?;
+            return format::sync_dir(&self.config.dir);
+        }
+        open.file.sync_all()?;
+        drop(open.file);
+        format::seal(&self.config.dir, open.id)?;
+        metrics::counter!("clickstream_spool_segments_sealed_total").increment(1);
+        Ok(())
+    }
+}

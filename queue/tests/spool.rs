@@ -1,0 +1,169 @@
+//! The spool as the collector and the batcher use it: concurrent durable appends, sealing,
+//! exclusive claims, consumption, and recovery from what a crashed writer leaves behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use queue::SinkError;
+use queue::spool::format::{self, OPEN_SUFFIX, SEALED_SUFFIX};
+use queue::spool::{SpoolReader, SpoolWriter, SpoolWriterConfig};
+
+fn config(dir: &std::path::Path) -> SpoolWriterConfig {
+    SpoolWriterConfig { max_segment_age: Duration::from_millis(100), ..SpoolWriterConfig::new(dir) }
+}
+
+fn drain(reader: &SpoolReader) -> Vec<Vec<u8>> {
+    reader.recover_abandoned().unwrap();
+    let mut records = Vec::new();
+    while let Some(segment) = reader.claim_next().unwrap() {
+        records.extend(segment.read().unwrap());
+        segment.mark_done().unwrap();
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_all_durable_and_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(SpoolWriter::open(config(dir.path())).unwrap());
+    let mut tasks = Vec::new();
+    for task in 0..64 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                let record = format!("{task}-{i}").into_bytes();
+                writer.append(&[record]).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (records, commits) = writer.commit_stats();
+    assert_eq!(records, 64 * 50);
+    assert!(commits < records, "group commit should share fsyncs: {commits} for {records} records");
+    writer.close();
+    let mut got: Vec<String> = drain(&SpoolReader::open(dir.path()).unwrap())
+        .into_iter()
+        .map(|r| String::from_utf8(r).unwrap())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> =
+        (0..64).flat_map(|t| (0..50).map(move |i| format!("{t}-{i}"))).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn an_open_segment_is_sealed_after_its_maximum_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    writer.append(&[b"first".to_vec()]).await.unwrap();
+    let reader = SpoolReader::open(dir.path()).unwrap();
+    let mut sealed = Vec::new();
+    for _ in 0..50 {
+        sealed = reader.sealed().unwrap();
+        if !sealed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sealed.len(), 1, "the segment was not sealed within a second");
+    assert!(format::list_segments(dir.path(), OPEN_SUFFIX).unwrap().is_empty());
+    // While the writer lives, recovery must leave its segments alone.
+    writer.append(&[b"second".to_vec()]).await.unwrap();
+    assert_eq!(reader.recover_abandoned().unwrap(), 0);
+    assert_eq!(format::list_segments(dir.path(), OPEN_SUFFIX).unwrap().len(), 1);
+    writer.close();
+    assert_eq!(drain(&reader), vec![b"first".to_vec(), b"second".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_claimed_segment_is_invisible_to_other_readers_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    writer.append(&[b"only".to_vec()]).await.unwrap();
+    writer.close();
+    let first = SpoolReader::open(dir.path()).unwrap();
+    let second = SpoolReader::open(dir.path()).unwrap();
+    let claimed = first.claim_next().unwrap().expect("a sealed segment");
+    assert!(second.claim_next().unwrap().is_none(), "a claimed segment was claimed twice");
+    let id = claimed.id();
+    claimed.release();
+    let again = second.claim_next().unwrap().expect("released segments can be claimed again");
+    assert_eq!(again.id(), id, "reprocessing sees the same segment id");
+    again.mark_done().unwrap();
+    assert!(first.claim_next().unwrap().is_none());
+    assert!(format::list_segments(dir.path(), SEALED_SUFFIX).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_crashed_writers_torn_segment_is_recovered_by_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a writer killed mid-write leaves: acknowledged records, then a torn one.
+    let mut bytes = format::MAGIC.to_vec();
+    format::encode_record(&mut bytes, b"acknowledged-1");
+    format::encode_record(&mut bytes, b"acknowledged-2");
+    let mut torn = Vec::new();
+    format::encode_record(&mut torn, b"in flight");
+    bytes.extend_from_slice(&torn[..torn.len() - 4]);
+    std::fs::write(format::segment_path(dir.path(), 5, OPEN_SUFFIX), bytes).unwrap();
+    let reader = SpoolReader::open(dir.path()).unwrap();
+    assert_eq!(drain(&reader), vec![b"acknowledged-1".to_vec(), b"acknowledged-2".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_restarted_writer_seals_the_old_segment_and_never_reuses_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = format::MAGIC.to_vec();
+    format::encode_record(&mut bytes, b"from the previous run");
+    let future_id = u64::MAX / 2;
+    std::fs::write(format::segment_path(dir.path(), future_id, OPEN_SUFFIX), bytes).unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    writer.append(&[b"new".to_vec()]).await.unwrap();
+    writer.close();
+    let sealed = format::list_segments(dir.path(), SEALED_SUFFIX).unwrap();
+    assert_eq!(sealed.len(), 2);
+    assert_eq!(sealed[0], future_id);
+    assert!(sealed[1] > future_id, "segment ids must keep increasing");
+}
+
+#[tokio::test]
+async fn only_one_writer_may_hold_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let _writer = SpoolWriter::open(config(dir.path())).unwrap();
+    let error = SpoolWriter::open(config(dir.path())).err().expect("a second writer is refused");
+    assert!(error.to_string().contains("another process is writing the spool"), "{error}");
+}
+
+#[tokio::test]
+async fn a_full_spool_refuses_appends_as_overload() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer =
+        SpoolWriter::open(SpoolWriterConfig { max_spool_bytes: 64, ..config(dir.path()) }).unwrap();
+    writer.append(&[vec![b'x'; 100]]).await.unwrap();
+    let error = writer.append(&[b"more".to_vec()]).await.unwrap_err();
+    assert!(matches!(error, SinkError::Overloaded(_)), "{error:?}");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_corrupt_sealed_segment_is_reported_and_can_be_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    writer.append(&[b"payload".to_vec()]).await.unwrap();
+    writer.close();
+    let reader = SpoolReader::open(dir.path()).unwrap();
+    let id = reader.sealed().unwrap()[0];
+    let path = format::segment_path(dir.path(), id, SEALED_SUFFIX);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let segment = reader.claim_next().unwrap().unwrap();
+    let error = segment.read().unwrap_err();
+    assert!(error.to_string().contains("checksum mismatch"), "{error}");
+    let moved = segment.quarantine().unwrap();
+    assert!(moved.exists());
+    assert!(reader.claim_next().unwrap().is_none());
+}
