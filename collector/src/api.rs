@@ -1,0 +1,311 @@
+//! The HTTP handlers, and [`ingest`], the path every event takes whatever route it came by.
+//!
+//! `POST /v1/events` takes one event or a batch `{"sent_at": …, "events": […]}`. The batch rule:
+//! valid events are accepted and rejected ones are reported by index — the answer is `200` when
+//! at least one event was accepted (the body lists the rejected ones) and `400` when none was.
+//! Either way every rejected event is written to the dead-letter stream before the answer, so
+//! nothing a client sent is silently dropped. A `2xx` means every accepted event is durable.
+//! Further routes (Segment-compatible `/v1/track`, `/v1/batch`, …) map their payloads to tracker
+//! events and call [`ingest`] the same way.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::{Extension, Json};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::Utc;
+use event_model::failed::FailureStage;
+use event_model::tracker::{Batch, BodyError};
+use event_model::{FailedEvent, FieldError};
+use serde::Serialize;
+
+use crate::enrich::{RequestContext, enrich};
+use crate::error::{ApiError, IndexedFieldError};
+use crate::metrics as m;
+use crate::state::AppState;
+
+/// Header that carries a write key when HTTP Basic is not used.
+pub const WRITE_KEY_HEADER: &str = "x-write-key";
+
+/// The answer to an accepted request.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// Events stored.
+    pub accepted: usize,
+    /// The stored event ids, in request order (`null` for rejected events).
+    pub event_ids: Vec<Option<String>>,
+    /// Each rejected event's problems, by index.
+    pub rejected: Vec<IndexedFieldError>,
+}
+
+/// Resolves the request's write key to its source id.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get(WRITE_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| basic_username(headers));
+    key.and_then(|key| state.source_for(&key)).ok_or(ApiError::Unauthorized)
+}
+
+fn basic_username(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split_once(':').map(|(user, _)| user).unwrap_or(&text).to_owned())
+}
+
+/// The client IP: the socket peer, or the X-Forwarded-For entry `hops` from the right.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return peer.map(|p| p.ip());
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| forwarded.get(i))
+        .and_then(|ip| ip.parse().ok())
+        .or_else(|| peer.map(|p| p.ip()))
+}
+
+/// Decodes the body per Content-Encoding, never inflating past `max_bytes`.
+pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => {
+            if body.len() > max_bytes {
+                return Err(too_large(body.len(), max_bytes));
+            }
+            Ok(body.to_vec())
+        }
+        Some("gzip") | Some("x-gzip") => {
+            let mut decoded = Vec::with_capacity(body.len() * 4);
+            let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .take(limit)
+                .read_to_end(&mut decoded)
+                .map_err(|e| ApiError::Invalid {
+                    message: format!("the body is not valid gzip: {e}"),
+                    errors: vec![IndexedFieldError::new(
+                        None,
+                        FieldError::new("body", "gzip", "not valid gzip data"),
+                    )],
+                })?;
+            if decoded.len() > max_bytes {
+                return Err(ApiError::TooLarge(format!(
+                    "the decompressed body exceeds {max_bytes} bytes"
+                )));
+            }
+            Ok(decoded)
+        }
+        Some(other) => Err(ApiError::UnsupportedMedia(format!(
+            "Content-Encoding {other:?} is not supported; send identity or gzip"
+        ))),
+    }
+}
+
+fn too_large(size: usize, max: usize) -> ApiError {
+    ApiError::TooLarge(format!("the body is {size} bytes; at most {max} bytes are accepted"))
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let mime = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+    // text/plain is what navigator.sendBeacon can send without a CORS preflight.
+    if mime.eq_ignore_ascii_case("application/json") || mime.eq_ignore_ascii_case("text/plain") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMedia(format!(
+            "Content-Type {mime:?} is not supported; send application/json"
+        )))
+    }
+}
+
+/// `POST /v1/events`.
+#[axum::debug_handler]
+pub async fn post_events(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received_at = Utc::now();
+    let source_id = authenticate(&state, &headers)?;
+    check_content_type(&headers)?;
+    let max_body = state.limits().max_batch_bytes;
+    let raw = axum::body::to_bytes(body, max_body + 1).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
+            ApiError::TooLarge(format!("the body exceeds {max_body} bytes"))
+        } else {
+            ApiError::Invalid {
+                message: format!("could not read the body: {e}"),
+                errors: vec![],
+            }
+        }
+    })?;
+    if raw.len() > max_body {
+        return Err(too_large(raw.len(), max_body));
+    }
+    let decoded = decode_body(&headers, raw, max_body)?;
+    let request = RequestContext {
+        source_id,
+        received_at,
+        batch_sent_at: None,
+        client_ip: client_ip(&headers, connect.map(|Extension(ConnectInfo(peer))| peer), state.forwarded_for_hops()),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    let text = match std::str::from_utf8(&decoded) {
+        Ok(text) => text,
+        Err(e) => {
+            let error = FieldError::new("body", "encoding", format!("the body is not UTF-8: {e}"));
+            return Err(reject_body(&state, &request, error, &String::from_utf8_lossy(&decoded)).await);
+        }
+    };
+    let batch = match event_model::tracker::parse_body(text, &state.limits()) {
+        Ok(batch) => batch,
+        Err(error) => {
+            let (field, code) = match &error {
+                BodyError::Malformed { field, .. } => (field.as_str(), "malformed"),
+                BodyError::TooManyEvents { .. } => ("events", "too_many_events"),
+                BodyError::Empty => ("events", "empty"),
+            };
+            let field_error = FieldError::new(field, code, error.to_string());
+            return Err(reject_body(&state, &request, field_error, text).await);
+        }
+    };
+    let response = ingest(&state, request, batch).await?;
+    let status = if response.accepted > 0 { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    if status == StatusCode::BAD_REQUEST {
+        return Err(ApiError::Invalid {
+            message: "no event in the request is valid; see errors".into(),
+            errors: response.rejected,
+        });
+    }
+    Ok((status, Json(response)).into_response())
+}
+
+/// Dead-letters a body that could not be split into events, and returns the error to answer.
+async fn reject_body(
+    state: &AppState,
+    request: &RequestContext,
+    error: FieldError,
+    payload: &str,
+) -> ApiError {
+    let too_many = error.code == "too_many_events";
+    let failed = FailedEvent::new(
+        FailureStage::Collector,
+        Some(request.source_id.clone()),
+        None,
+        vec![error.clone()],
+        payload,
+    );
+    if let Err(sink_error) = state.sink().publish(&[], &[failed]).await {
+        return ApiError::Unavailable(sink_error);
+    }
+    m::events_rejected(&error.code, 1);
+    if too_many {
+        return ApiError::TooLarge(error.message);
+    }
+    ApiError::Invalid { message: error.message.clone(), errors: vec![IndexedFieldError::new(None, error)] }
+}
+
+/// Validates, enriches and durably stores a parsed request: the one path of every event.
+///
+/// Applies the write key's rate limit to the number of events, stores valid events and the
+/// failure records of invalid ones together, and returns only once both are durable.
+pub async fn ingest(
+    state: &AppState,
+    mut request: RequestContext,
+    batch: Batch,
+) -> Result<IngestResponse, ApiError> {
+    state.check_rate(&request.source_id, batch.items.len())?;
+    request.batch_sent_at = batch.sent_at;
+    let single = batch.items.len() == 1;
+    let mut events = Vec::with_capacity(batch.items.len());
+    let mut failed = Vec::new();
+    let mut rejected = Vec::new();
+    let mut event_ids = Vec::with_capacity(batch.items.len());
+    for (index, item) in batch.items.into_iter().enumerate() {
+        let position = if single { None } else { Some(index) };
+        match item.outcome {
+            Ok(event) => {
+                let stored = enrich(event, &request, state.time_window());
+                event_ids.push(Some(stored.event_id.clone()));
+                events.push(stored);
+            }
+            Err(errors) => {
+                for error in &errors {
+                    m::events_rejected(&error.code, 1);
+                }
+                rejected.extend(errors.iter().cloned().map(|e| IndexedFieldError::new(Some(index), e)));
+                failed.push(FailedEvent::new(
+                    FailureStage::Collector,
+                    Some(request.source_id.clone()),
+                    position,
+                    errors,
+                    item.raw.get(),
+                ));
+                event_ids.push(None);
+            }
+        }
+    }
+    let started = Instant::now();
+    let result = state.sink().publish(&events, &failed).await;
+    m::publish_finished(state.sink().kind(), started.elapsed(), result.is_ok());
+    result.map_err(ApiError::Unavailable)?;
+    m::events_accepted(&request.source_id, events.len());
+    if single {
+        for error in &mut rejected {
+            error.index = None;
+        }
+    }
+    Ok(IngestResponse { accepted: events.len(), event_ids, rejected })
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the sink can take events.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.sink().check_ready().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready", "sink": state.sink().kind()})).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "sink": state.sink().kind(), "message": error.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(depth) = state.sink().depth() {
+        m::queue_depth(depth);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics_handle().render(),
+    )
+        .into_response()
+}

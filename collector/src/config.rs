@@ -1,0 +1,382 @@
+//! The collector's configuration: one typed struct, read from flags, environment variables and
+//! an optional TOML file, every option documented in `--help`.
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file
+//! (`--config`/`CLICKSTREAM_CONFIG`), built-in default. Config-file keys are the long flag names
+//! (`max-batch-events = 200` or `max_batch_events = 200`); lists are TOML arrays. With no
+//! configuration at all the collector runs the embedded default: a local spool under
+//! `.clickstream/spool` and a development write key.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+/// Where accepted events go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SinkKind {
+    /// The local, durable on-disk spool (embedded default).
+    Spool,
+    /// Google Cloud Pub/Sub (or its emulator when PUBSUB_EMULATOR_HOST is set).
+    Pubsub,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (Cloud Logging parses these).
+    Json,
+}
+
+/// The write key every embedded-default collector accepts when no key is configured.
+pub const DEVELOPMENT_WRITE_KEY: &str = "dev-write-key";
+/// The source the development write key maps to.
+pub const DEVELOPMENT_SOURCE: &str = "development";
+
+/// clickstream collector: validates, enriches and durably queues e-commerce tracking events.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "clickstream-collector", version, about, long_about = None)]
+pub struct Config {
+    /// TOML file with defaults for any of these options (keys are the long option names).
+    #[arg(long, env = "CLICKSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on.
+    #[arg(long, env = "CLICKSTREAM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Port to listen on, on all interfaces; overrides --listen (Cloud Run sets PORT).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+
+    /// Where accepted events are queued.
+    #[arg(long, env = "CLICKSTREAM_SINK", value_enum, default_value = "spool")]
+    pub sink: SinkKind,
+
+    /// Spool root directory (sink=spool); streams `events/` and `failed/` live inside.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value = ".clickstream/spool")]
+    pub spool_dir: PathBuf,
+
+    /// Seal a spool segment once it holds this many bytes.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_SEGMENT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub spool_segment_bytes: u64,
+
+    /// Seal a non-empty spool segment this many milliseconds after its first event, so the
+    /// batcher sees fresh events soon.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_SEGMENT_AGE_MS", default_value_t = 5_000)]
+    pub spool_segment_age_ms: u64,
+
+    /// Answer 503 while unconsumed spool segments exceed this many bytes (0: no cap).
+    #[arg(long, env = "CLICKSTREAM_SPOOL_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    pub spool_max_bytes: u64,
+
+    /// Google Cloud project of the Pub/Sub topics (sink=pubsub).
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_PROJECT")]
+    pub pubsub_project: Option<String>,
+
+    /// Topic for accepted events.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_TOPIC", default_value = "clickstream-events")]
+    pub pubsub_topic: String,
+
+    /// Topic for rejected events (also the subscription's dead-letter topic).
+    #[arg(
+        long,
+        env = "CLICKSTREAM_PUBSUB_DEAD_LETTER_TOPIC",
+        default_value = "clickstream-events-dead-letter"
+    )]
+    pub pubsub_dead_letter_topic: String,
+
+    /// Send a Pub/Sub batch once it holds this many messages.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_BATCH_MESSAGES", default_value_t = 500)]
+    pub pubsub_batch_messages: u32,
+
+    /// Send a Pub/Sub batch once it holds this many bytes.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_BATCH_BYTES", default_value_t = 1024 * 1024)]
+    pub pubsub_batch_bytes: u32,
+
+    /// Send a Pub/Sub batch at the latest this many milliseconds after its first message.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_BATCH_DELAY_MS", default_value_t = 5)]
+    pub pubsub_batch_delay_ms: u64,
+
+    /// Answer 503 when Pub/Sub has not acknowledged a publish within this many milliseconds.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_PUBLISH_TIMEOUT_MS", default_value_t = 10_000)]
+    pub pubsub_publish_timeout_ms: u64,
+
+    /// A write key and the source it belongs to, as KEY=SOURCE; repeat the flag, or separate
+    /// with commas in the variable. Without any, the spool sink accepts the development key
+    /// `dev-write-key` (source `development`) and the Pub/Sub sink refuses to start.
+    #[arg(long = "write-key", env = "CLICKSTREAM_WRITE_KEYS", value_delimiter = ',', value_parser = parse_write_key, value_name = "KEY=SOURCE")]
+    pub write_keys: Vec<(String, String)>,
+
+    /// Browser origin allowed to send events (CORS), e.g. https://shop.example; repeat or
+    /// separate with commas; `*` allows any origin.
+    #[arg(long = "cors-origin", env = "CLICKSTREAM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Events per second each write key may send (0: unlimited); over it the answer is 429.
+    #[arg(long, env = "CLICKSTREAM_RATE_LIMIT_PER_SECOND", default_value_t = 10_000)]
+    pub rate_limit_per_second: u32,
+
+    /// Events a write key may send in one burst above its rate.
+    #[arg(long, env = "CLICKSTREAM_RATE_LIMIT_BURST", default_value_t = 20_000)]
+    pub rate_limit_burst: u32,
+
+    /// Most events in one batch.
+    #[arg(long, env = "CLICKSTREAM_MAX_BATCH_EVENTS", default_value_t = 500)]
+    pub max_batch_events: usize,
+
+    /// Most bytes of a request body, after gzip decompression.
+    #[arg(long, env = "CLICKSTREAM_MAX_BATCH_BYTES", default_value_t = 500 * 1024)]
+    pub max_batch_bytes: usize,
+
+    /// Most bytes of one event.
+    #[arg(long, env = "CLICKSTREAM_MAX_EVENT_BYTES", default_value_t = 32 * 1024)]
+    pub max_event_bytes: usize,
+
+    /// Accept client event times at most this many hours before receipt; older claims are kept
+    /// in client_event_time, flagged, and event_time is set to the receive time.
+    #[arg(long, env = "CLICKSTREAM_MAX_EVENT_AGE_HOURS", default_value_t = 24 * 7)]
+    pub max_event_age_hours: u64,
+
+    /// Accept client event times at most this many seconds after receipt (clock drift).
+    #[arg(long, env = "CLICKSTREAM_MAX_EVENT_FUTURE_SECONDS", default_value_t = 600)]
+    pub max_event_future_seconds: u64,
+
+    /// Proxies in front of the collector that append to X-Forwarded-For (Cloud Run: 1). The
+    /// client IP is the entry this many hops from the right; 0 uses the socket's peer address.
+    #[arg(long, env = "CLICKSTREAM_FORWARDED_FOR_HOPS", default_value_t = 0)]
+    pub forwarded_for_hops: usize,
+
+    /// Whole-request deadline in milliseconds (body included); slower requests get 408.
+    #[arg(long, env = "CLICKSTREAM_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+
+    /// Close connections whose request headers take longer than this many milliseconds.
+    #[arg(long, env = "CLICKSTREAM_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+
+    /// On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests.
+    #[arg(long, env = "CLICKSTREAM_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log format.
+    #[arg(long, env = "CLICKSTREAM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn parse_write_key(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, source)) if !key.trim().is_empty() && !source.trim().is_empty() => {
+            Ok((key.trim().to_owned(), source.trim().to_owned()))
+        }
+        _ => Err(format!("expected KEY=SOURCE (e.g. wk_live_123=storefront), got {text:?}")),
+    }
+}
+
+/// A configuration problem, phrased as what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Flags or variables did not parse; clap's message says which and why.
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A combination of options that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the configuration from the process's arguments, environment and config file.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os())
+    }
+
+    /// Reads the configuration from `args` (the first is the program name), the environment
+    /// and the config file they name.
+    pub fn load_from<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut command = Config::command();
+        let first_pass = Config::command()
+            .ignore_errors(true)
+            .try_get_matches_from(args.iter().cloned())?;
+        if let Some(path) = first_pass.get_one::<PathBuf>("config") {
+            command = apply_file_defaults(command, path)?;
+        }
+        let matches = command.try_get_matches_from(args)?;
+        let config = Config::from_arg_matches(&matches)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.sink == SinkKind::Pubsub {
+            if self.pubsub_project.is_none() {
+                return Err(ConfigError::Invalid(
+                    "sink=pubsub needs --pubsub-project (or CLICKSTREAM_PUBSUB_PROJECT)".into(),
+                ));
+            }
+            if self.write_keys.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "sink=pubsub needs at least one --write-key KEY=SOURCE (or \
+                     CLICKSTREAM_WRITE_KEYS); the development key is only for the local spool"
+                        .into(),
+                ));
+            }
+        }
+        if self.max_batch_events == 0 || self.max_event_bytes == 0 || self.max_batch_bytes == 0 {
+            return Err(ConfigError::Invalid("batch and event limits must be above 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The address to bind.
+    pub fn listen_addr(&self) -> SocketAddr {
+        match self.port {
+            Some(port) => SocketAddr::from(([0, 0, 0, 0], port)),
+            None => self.listen,
+        }
+    }
+
+    /// Write key → source id; the development key when none is configured.
+    pub fn write_key_map(&self) -> HashMap<String, String> {
+        if self.write_keys.is_empty() {
+            return HashMap::from([(DEVELOPMENT_WRITE_KEY.to_owned(), DEVELOPMENT_SOURCE.to_owned())]);
+        }
+        self.write_keys.iter().cloned().collect()
+    }
+
+    /// Size limits for request parsing.
+    pub fn limits(&self) -> event_model::Limits {
+        event_model::Limits {
+            max_batch_events: self.max_batch_events,
+            max_batch_bytes: self.max_batch_bytes,
+            max_event_bytes: self.max_event_bytes,
+            ..event_model::Limits::default()
+        }
+    }
+
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+fn apply_file_defaults(
+    mut command: clap::Command,
+    path: &std::path::Path,
+) -> Result<clap::Command, ConfigError> {
+    let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(str::to_owned))
+        .collect();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        if !known.contains(&long) || long == "config" {
+            return Err(file_error(format!(
+                "unknown option {key:?}; see clickstream-collector --help for the option names"
+            )));
+        }
+        let values: Vec<String> = match value {
+            toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Result<_, _>>(),
+            scalar => toml_scalar(&scalar).map(|v| vec![v]),
+        }
+        .map_err(|message| file_error(format!("{key}: {message}")))?;
+        let id = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(long.as_str()))
+            .map(|arg| arg.get_id().to_string())
+            .unwrap_or_default();
+        command = command.mut_arg(id, |arg| arg.default_values(values));
+    }
+    Ok(command)
+}
+
+fn toml_scalar(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(text) => Ok(text.clone()),
+        toml::Value::Integer(number) => Ok(number.to_string()),
+        toml::Value::Float(number) => Ok(number.to_string()),
+        toml::Value::Boolean(flag) => Ok(flag.to_string()),
+        other => Err(format!("expected a string, number or boolean, got {}", other.type_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_at_all_is_the_embedded_default() {
+        let config = Config::load_from(["clickstream-collector"]).unwrap();
+        assert_eq!(config.sink, SinkKind::Spool);
+        assert_eq!(config.write_key_map().get(DEVELOPMENT_WRITE_KEY).unwrap(), DEVELOPMENT_SOURCE);
+        assert_eq!(config.limits(), event_model::Limits::default());
+    }
+
+    #[test]
+    fn a_config_file_sets_defaults_that_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.toml");
+        std::fs::write(
+            &path,
+            "max_batch_events = 100\nwrite-key = [\"k1=shop\", \"k2=app\"]\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let config = Config::load_from(["c", "--config", file, "--listen", "127.0.0.1:9001"]).unwrap();
+        assert_eq!(config.max_batch_events, 100);
+        assert_eq!(config.listen_addr().port(), 9001);
+        let keys = config.write_key_map();
+        assert_eq!(keys.get("k2").unwrap(), "app");
+        assert!(!keys.contains_key(DEVELOPMENT_WRITE_KEY));
+    }
+
+    #[test]
+    fn an_unknown_file_option_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.toml");
+        std::fs::write(&path, "max_batch_evnts = 100\n").unwrap();
+        let error = Config::load_from(["c", "--config", path.to_str().unwrap()]).unwrap_err();
+        assert!(error.to_string().contains("max_batch_evnts"), "{error}");
+    }
+
+    #[test]
+    fn pubsub_without_project_or_keys_says_what_to_set() {
+        let error = Config::load_from(["c", "--sink", "pubsub"]).unwrap_err();
+        assert!(error.to_string().contains("--pubsub-project"), "{error}");
+        let error =
+            Config::load_from(["c", "--sink", "pubsub", "--pubsub-project", "p"]).unwrap_err();
+        assert!(error.to_string().contains("--write-key"), "{error}");
+    }
+
+    #[test]
+    fn malformed_write_keys_are_refused_with_the_expected_form() {
+        let error = Config::load_from(["c", "--write-key", "nokey"]).unwrap_err();
+        assert!(error.to_string().contains("KEY=SOURCE"), "{error}");
+    }
+
+    #[test]
+    fn port_overrides_listen_on_all_interfaces() {
+        let config = Config::load_from(["c", "--port", "8081"]).unwrap();
+        assert_eq!(config.listen_addr(), "0.0.0.0:8081".parse().unwrap());
+    }
+}

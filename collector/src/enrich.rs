@@ -1,0 +1,366 @@
+//! Turns a valid tracker event into the stored event: ids, server time, clock-skew correction,
+//! truncated IP, parsed user agent, campaign fields.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use event_model::{Event, EventType, TrackerEvent};
+
+/// What the collector knows about the request an event came in.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// Source of the write key.
+    pub source_id: String,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+    /// The batch's `sent_at`, for events without their own.
+    pub batch_sent_at: Option<DateTime<Utc>>,
+    /// The client's IP address, as far as it can be known.
+    pub client_ip: Option<IpAddr>,
+    /// The request's User-Agent header.
+    pub user_agent: Option<String>,
+}
+
+/// The accepted window for corrected event times.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeWindow {
+    /// How far before `received_at` an event may claim to be.
+    pub max_age: Duration,
+    /// How far after `received_at` an event may claim to be.
+    pub max_future: Duration,
+}
+
+/// Truncates an IP to its network: /24 for IPv4, /48 for IPv6. IPv4-mapped IPv6 addresses are
+/// treated as IPv4.
+pub fn truncate_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0")
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => truncate_ip(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+            }
+        },
+    }
+}
+
+/// User-agent facts for the stored event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserAgentFacts {
+    /// Browser or crawler name.
+    pub browser: Option<String>,
+    /// Browser version.
+    pub browser_version: Option<String>,
+    /// Operating system.
+    pub os: Option<String>,
+    /// Operating system version.
+    pub os_version: Option<String>,
+    /// desktop, mobile, tablet, bot or other.
+    pub device_class: &'static str,
+    /// Known crawler or automation tool.
+    pub is_bot: bool,
+}
+
+/// Substrings of automation tools that `woothee`'s crawler list does not cover.
+const AUTOMATION_MARKERS: &[&str] = &[
+    "headlesschrome",
+    "phantomjs",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "curl/",
+    "wget/",
+    "okhttp",
+    "java/",
+    "libwww-perl",
+    "scrapy",
+    "httpclient",
+    "bot",
+    "spider",
+    "crawl",
+    "slurp",
+    "lighthouse",
+];
+
+fn known(value: &str) -> Option<String> {
+    (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned())
+}
+
+/// Parses a user agent with `woothee` (a maintained, table-driven parser with a crawler list),
+/// and flags automation tools it does not list.
+pub fn parse_user_agent(user_agent: &str) -> UserAgentFacts {
+    let lower = user_agent.to_ascii_lowercase();
+    let automation = AUTOMATION_MARKERS.iter().any(|marker| lower.contains(marker));
+    let Some(parsed) = woothee::parser::Parser::new().parse(user_agent) else {
+        return UserAgentFacts {
+            device_class: if automation { "bot" } else { "other" },
+            is_bot: automation,
+            ..UserAgentFacts::default()
+        };
+    };
+    let crawler = parsed.category == "crawler";
+    let tablet = lower.contains("ipad") || (lower.contains("android") && !lower.contains("mobile"));
+    let device_class = if crawler || automation {
+        "bot"
+    } else {
+        match parsed.category {
+            "pc" => "desktop",
+            "smartphone" if tablet => "tablet",
+            "smartphone" | "mobilephone" => "mobile",
+            _ => "other",
+        }
+    };
+    UserAgentFacts {
+        browser: known(parsed.name),
+        browser_version: known(parsed.version),
+        os: known(parsed.os),
+        os_version: known(&parsed.os_version),
+        device_class,
+        is_bot: crawler || automation,
+    }
+}
+
+fn utm_from_url(url: &str) -> [Option<String>; 5] {
+    let mut found: [Option<String>; 5] = Default::default();
+    let Ok(parsed) = url::Url::parse(url) else { return found };
+    for (key, value) in parsed.query_pairs() {
+        let slot = match key.as_ref() {
+            "utm_source" => 0,
+            "utm_medium" => 1,
+            "utm_campaign" => 2,
+            "utm_term" => 3,
+            "utm_content" => 4,
+            _ => continue,
+        };
+        if !value.is_empty() {
+            found[slot] = Some(value.chars().take(256).collect());
+        }
+    }
+    found
+}
+
+fn path_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.path().to_owned())
+}
+
+fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(time)
+}
+
+/// Builds the stored event from a valid tracker event and its request.
+pub fn enrich(event: TrackerEvent, request: &RequestContext, window: TimeWindow) -> Event {
+    let received_at = to_micros(request.received_at);
+    let sent_at = event.sent_at.or(request.batch_sent_at).map(to_micros);
+    let client_event_time = event.event_time.map(to_micros);
+    let corrected = match (client_event_time, sent_at) {
+        (Some(claimed), Some(sent)) => received_at - (sent - claimed),
+        (Some(claimed), None) => claimed,
+        (None, _) => received_at,
+    };
+    let earliest = received_at - TimeDelta::from_std(window.max_age).unwrap_or(TimeDelta::MAX);
+    let latest = received_at + TimeDelta::from_std(window.max_future).unwrap_or(TimeDelta::zero());
+    let out_of_range = corrected < earliest || corrected > latest;
+    let event_time = if out_of_range { received_at } else { corrected };
+
+    let (event_id, event_id_generated) = match event.event_id {
+        Some(id) => (id.to_string(), false),
+        None => (uuid::Uuid::now_v7().to_string(), true),
+    };
+    let event_name = match event.event_type {
+        EventType::Custom => event.event_name.clone().unwrap_or_default(),
+        other => other.as_str().to_owned(),
+    };
+    let page = event.page.unwrap_or_default();
+    let product = event.product.unwrap_or_default();
+    let order = event.order.unwrap_or_default();
+    let context = event.context.unwrap_or_default();
+    let campaign = context.campaign.clone().unwrap_or_default();
+    let [url_source, url_medium, url_campaign, url_term, url_content] =
+        page.url.as_deref().map(utm_from_url).unwrap_or_default();
+    let user_agent = context.user_agent.clone().or_else(|| request.user_agent.clone());
+    let ua = user_agent.as_deref().map(parse_user_agent).unwrap_or(UserAgentFacts {
+        device_class: "other",
+        ..UserAgentFacts::default()
+    });
+    let app = context.app.clone().unwrap_or_default();
+    let library = context.library.clone().unwrap_or_default();
+    let screen = context.screen.clone().unwrap_or_default();
+
+    Event {
+        event_id,
+        event_id_generated,
+        event_type: event.event_type,
+        event_name,
+        event_time,
+        client_event_time,
+        event_time_out_of_range: out_of_range,
+        sent_at,
+        received_at,
+        source_id: request.source_id.clone(),
+        anonymous_id: event.anonymous_id,
+        user_id: event.user_id,
+        session_id: event.session_id,
+        page_path: page.path.or_else(|| page.url.as_deref().and_then(path_of)),
+        page_url: page.url,
+        page_referrer: page.referrer,
+        page_title: page.title,
+        product_id: product.product_id,
+        category_id: product.category_id,
+        category_code: product.category_code,
+        brand: product.brand,
+        price: product.price,
+        currency: product.currency,
+        quantity: product.quantity,
+        order_id: order.order_id,
+        revenue: order.revenue,
+        order_currency: order.currency,
+        search_query: event.search.and_then(|s| s.query),
+        platform: context.platform,
+        app_name: app.name,
+        app_version: app.version,
+        locale: context.locale,
+        screen_width: screen.width,
+        screen_height: screen.height,
+        library_name: library.name,
+        library_version: library.version,
+        utm_source: campaign.source.or(url_source),
+        utm_medium: campaign.medium.or(url_medium),
+        utm_campaign: campaign.name.or(url_campaign),
+        utm_term: campaign.term.or(url_term),
+        utm_content: campaign.content.or(url_content),
+        ip_truncated: request.client_ip.map(truncate_ip),
+        user_agent,
+        ua_browser: ua.browser,
+        ua_browser_version: ua.browser_version,
+        ua_os: ua.os,
+        ua_os_version: ua.os_version,
+        ua_device_class: Some(ua.device_class.to_owned()),
+        is_bot: ua.is_bot,
+        properties: event.properties.map(|p| serde_json::Value::Object(p).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    const GOOGLEBOT: &str =
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+    fn window() -> TimeWindow {
+        TimeWindow { max_age: Duration::from_secs(7 * 86_400), max_future: Duration::from_secs(600) }
+    }
+
+    fn request(received_at: DateTime<Utc>) -> RequestContext {
+        RequestContext {
+            source_id: "shop".into(),
+            received_at,
+            batch_sent_at: None,
+            client_ip: Some("203.0.113.77".parse().unwrap()),
+            user_agent: Some(CHROME_MAC.into()),
+        }
+    }
+
+    fn tracker(json: serde_json::Value) -> TrackerEvent {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn client_clock_skew_is_corrected_the_segment_way() {
+        let received = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        // The client's clock runs one hour fast: it says it sent at 13:00:05 an event of 13:00:00.
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+            "event_time": "2026-11-24T13:00:00Z", "sent_at": "2026-11-24T13:00:05Z"}));
+        let stored = enrich(event, &request(received), window());
+        assert_eq!(stored.event_time, Utc.with_ymd_and_hms(2026, 11, 24, 11, 59, 55).unwrap());
+        assert_eq!(stored.client_event_time.unwrap().to_rfc3339(), "2026-11-24T13:00:00+00:00");
+        assert!(!stored.event_time_out_of_range);
+    }
+
+    #[test]
+    fn the_batch_sent_at_applies_to_events_without_their_own() {
+        let received = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let mut context = request(received);
+        context.batch_sent_at = Some(Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 10).unwrap());
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+            "event_time": "2026-11-24T12:00:00Z"}));
+        let stored = enrich(event, &context, window());
+        assert_eq!(stored.event_time, Utc.with_ymd_and_hms(2026, 11, 24, 11, 59, 50).unwrap());
+    }
+
+    #[test]
+    fn times_outside_the_window_are_flagged_and_set_to_receipt_time() {
+        let received = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        for claim in ["2025-01-01T00:00:00Z", "2026-11-24T13:00:00Z"] {
+            let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+                "event_time": claim}));
+            let stored = enrich(event, &request(received), window());
+            assert!(stored.event_time_out_of_range, "{claim}");
+            assert_eq!(stored.event_time, received);
+            assert_eq!(stored.client_event_time.unwrap(), claim.parse::<DateTime<Utc>>().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_missing_event_id_is_generated_as_uuid_v7_and_recorded() {
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a"}));
+        let stored = enrich(event, &request(Utc::now()), window());
+        assert!(stored.event_id_generated);
+        assert_eq!(uuid::Uuid::parse_str(&stored.event_id).unwrap().get_version_num(), 7);
+    }
+
+    #[test]
+    fn ips_are_truncated_never_stored_whole() {
+        assert_eq!(truncate_ip("203.0.113.77".parse().unwrap()), "203.0.113.0");
+        assert_eq!(truncate_ip("2001:db8:abcd:12::1".parse().unwrap()), "2001:db8:abcd::");
+        assert_eq!(truncate_ip("::ffff:198.51.100.9".parse().unwrap()), "198.51.100.0");
+    }
+
+    #[test]
+    fn user_agents_give_browser_os_device_class_and_bot_flag() {
+        let chrome = parse_user_agent(CHROME_MAC);
+        assert_eq!(chrome.browser.as_deref(), Some("Chrome"));
+        assert_eq!(chrome.os.as_deref(), Some("Mac OSX"));
+        assert_eq!(chrome.device_class, "desktop");
+        assert!(!chrome.is_bot);
+        assert_eq!(parse_user_agent(IPHONE).device_class, "mobile");
+        assert_eq!(parse_user_agent(IPAD).device_class, "tablet");
+        let bot = parse_user_agent(GOOGLEBOT);
+        assert!(bot.is_bot);
+        assert_eq!(bot.device_class, "bot");
+        assert!(parse_user_agent("Mozilla/5.0 HeadlessChrome/120.0").is_bot);
+        assert!(parse_user_agent("curl/8.5.0").is_bot);
+    }
+
+    #[test]
+    fn campaign_fields_come_from_context_or_the_page_url() {
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+            "page": {"url": "https://shop.example/p/1?utm_source=news&utm_medium=email&x=1"},
+            "context": {"campaign": {"name": "black-friday"}}}));
+        let stored = enrich(event, &request(Utc::now()), window());
+        assert_eq!(stored.utm_source.as_deref(), Some("news"));
+        assert_eq!(stored.utm_medium.as_deref(), Some("email"));
+        assert_eq!(stored.utm_campaign.as_deref(), Some("black-friday"));
+        assert_eq!(stored.page_path.as_deref(), Some("/p/1"));
+    }
+
+    #[test]
+    fn custom_events_keep_their_name_and_properties_become_json_text() {
+        let event = tracker(serde_json::json!({"event_type": "custom", "event_name": "newsletter_signup",
+            "user_id": "u1", "properties": {"list": "weekly"},
+            "context": {"user_agent": IPHONE}}));
+        let stored = enrich(event, &request(Utc::now()), window());
+        assert_eq!(stored.event_name, "newsletter_signup");
+        assert_eq!(stored.properties.as_deref(), Some(r#"{"list":"weekly"}"#));
+        assert_eq!(stored.ua_device_class.as_deref(), Some("mobile"), "context user agent wins");
+    }
+}

@@ -1,0 +1,104 @@
+//! The clickstream collector: an axum service that validates, enriches and durably queues
+//! e-commerce tracking events.
+//!
+//! * [`config`] — the typed configuration (flags, environment, TOML file);
+//! * [`api`] — the handlers and [`api::ingest`], the one path every event takes;
+//! * [`enrich`] — server time, clock-skew correction, IP truncation, user-agent parsing;
+//! * [`error`] — the error enum whose `IntoResponse` decides every status;
+//! * [`state`] — the shared state holding the sink as a trait object;
+//! * [`server`] — the HTTP server with header timeouts and graceful shutdown;
+//! * [`metrics`] — Prometheus metrics.
+//!
+//! [`app`] builds the router; tests drive it with `tower::ServiceExt::oneshot` or a real socket.
+
+pub mod api;
+pub mod config;
+pub mod enrich;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod state;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::{AppState, StateSettings};
+
+/// HTTP-level settings of the router.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Whole-request deadline.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { cors_origins: Vec::new(), request_timeout: Duration::from_secs(15) }
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                header::AUTHORIZATION,
+                HeaderName::from_static(api::WRITE_KEY_HEADER),
+            ])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(86_400)),
+    )
+}
+
+async fn record_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics::request_finished(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The collector's router over `state`.
+pub fn app(state: AppState, http: &HttpSettings) -> Router {
+    let ingest = Router::new()
+        .route("/v1/events", post(api::post_events))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout));
+    let ingest = match cors(&http.cors_origins) {
+        Some(cors) => ingest.layer(cors),
+        None => ingest,
+    };
+    Router::new()
+        .merge(ingest)
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .layer(middleware::from_fn(record_request))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
