@@ -172,6 +172,7 @@ pub async fn post_events(
         batch_sent_at: None,
         client_ip: client_ip(&headers, connect.map(|Extension(ConnectInfo(peer))| peer), state.forwarded_for_hops()),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        user_agent_facts: None,
     };
     let text = match std::str::from_utf8(&decoded) {
         Ok(text) => text,
@@ -239,6 +240,9 @@ pub async fn ingest(
 ) -> Result<IngestResponse, ApiError> {
     state.check_rate(&request.source_id, batch.items.len())?;
     request.batch_sent_at = batch.sent_at;
+    if request.user_agent_facts.is_none() {
+        request.user_agent_facts = request.user_agent.as_deref().map(|ua| state.user_agents().parse(ua));
+    }
     let single = batch.items.len() == 1;
     let mut events = Vec::with_capacity(batch.items.len());
     let mut failed = Vec::new();
@@ -248,7 +252,7 @@ pub async fn ingest(
         let position = if single { None } else { Some(index) };
         match item.outcome {
             Ok(event) => {
-                let stored = enrich(event, &request, state.time_window());
+                let stored = enrich(event, &request, state.time_window(), state.user_agents());
                 event_ids.push(Some(stored.event_id.clone()));
                 events.push(stored);
             }

@@ -2,6 +2,7 @@
 //! truncated IP, parsed user agent, campaign fields.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -20,6 +21,8 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// The request's User-Agent header.
     pub user_agent: Option<String>,
+    /// The header's parsed facts, computed once per request.
+    pub user_agent_facts: Option<Arc<UserAgentFacts>>,
 }
 
 /// The accepted window for corrected event times.
@@ -125,9 +128,38 @@ pub fn parse_user_agent(user_agent: &str) -> UserAgentFacts {
     }
 }
 
-fn utm_from_url(url: &str) -> [Option<String>; 5] {
+/// Parses user agents through a bounded cache: real traffic repeats a few thousand user agents,
+/// so most events skip the parser.
+pub struct UserAgentParser {
+    cache: quick_cache::sync::Cache<String, Arc<UserAgentFacts>>,
+}
+
+impl Default for UserAgentParser {
+    fn default() -> Self {
+        Self { cache: quick_cache::sync::Cache::new(10_000) }
+    }
+}
+
+impl UserAgentParser {
+    /// The facts of `user_agent`, from the cache or freshly parsed.
+    pub fn parse(&self, user_agent: &str) -> Arc<UserAgentFacts> {
+        if let Some(facts) = self.cache.get(user_agent) {
+            return facts;
+        }
+        let facts = Arc::new(parse_user_agent(user_agent));
+        self.cache.insert(user_agent.to_owned(), facts.clone());
+        facts
+    }
+}
+
+/// The page URL's path and UTM parameters, from one parse of the URL.
+fn url_facts(url: &str) -> (Option<String>, [Option<String>; 5]) {
     let mut found: [Option<String>; 5] = Default::default();
-    let Ok(parsed) = url::Url::parse(url) else { return found };
+    let Ok(parsed) = url::Url::parse(url) else { return (None, found) };
+    let path = Some(parsed.path().to_owned());
+    if parsed.query().is_none() {
+        return (path, found);
+    }
     for (key, value) in parsed.query_pairs() {
         let slot = match key.as_ref() {
             "utm_source" => 0,
@@ -141,11 +173,7 @@ fn utm_from_url(url: &str) -> [Option<String>; 5] {
             found[slot] = Some(value.chars().take(256).collect());
         }
     }
-    found
-}
-
-fn path_of(url: &str) -> Option<String> {
-    url::Url::parse(url).ok().map(|u| u.path().to_owned())
+    (path, found)
 }
 
 fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
@@ -153,7 +181,12 @@ fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Builds the stored event from a valid tracker event and its request.
-pub fn enrich(event: TrackerEvent, request: &RequestContext, window: TimeWindow) -> Event {
+pub fn enrich(
+    event: TrackerEvent,
+    request: &RequestContext,
+    window: TimeWindow,
+    parser: &UserAgentParser,
+) -> Event {
     let received_at = to_micros(request.received_at);
     let sent_at = event.sent_at.or(request.batch_sent_at).map(to_micros);
     let client_event_time = event.event_time.map(to_micros);
@@ -180,10 +213,16 @@ pub fn enrich(event: TrackerEvent, request: &RequestContext, window: TimeWindow)
     let order = event.order.unwrap_or_default();
     let context = event.context.unwrap_or_default();
     let campaign = context.campaign.clone().unwrap_or_default();
-    let [url_source, url_medium, url_campaign, url_term, url_content] =
-        page.url.as_deref().map(utm_from_url).unwrap_or_default();
-    let user_agent = context.user_agent.clone().or_else(|| request.user_agent.clone());
-    let ua = user_agent.as_deref().map(parse_user_agent).unwrap_or(UserAgentFacts {
+    let (url_path, [url_source, url_medium, url_campaign, url_term, url_content]) =
+        page.url.as_deref().map(url_facts).unwrap_or_default();
+    let (user_agent, ua) = match context.user_agent.clone() {
+        Some(own) => {
+            let facts = parser.parse(&own);
+            (Some(own), Some(facts))
+        }
+        None => (request.user_agent.clone(), request.user_agent_facts.clone()),
+    };
+    let ua = ua.map(|facts| (*facts).clone()).unwrap_or(UserAgentFacts {
         device_class: "other",
         ..UserAgentFacts::default()
     });
@@ -205,7 +244,7 @@ pub fn enrich(event: TrackerEvent, request: &RequestContext, window: TimeWindow)
         anonymous_id: event.anonymous_id,
         user_id: event.user_id,
         session_id: event.session_id,
-        page_path: page.path.or_else(|| page.url.as_deref().and_then(path_of)),
+        page_path: page.path.or(url_path),
         page_url: page.url,
         page_referrer: page.referrer,
         page_title: page.title,
@@ -267,6 +306,7 @@ mod tests {
             batch_sent_at: None,
             client_ip: Some("203.0.113.77".parse().unwrap()),
             user_agent: Some(CHROME_MAC.into()),
+            user_agent_facts: Some(Arc::new(parse_user_agent(CHROME_MAC))),
         }
     }
 
@@ -280,7 +320,7 @@ mod tests {
         // The client's clock runs one hour fast: it says it sent at 13:00:05 an event of 13:00:00.
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
             "event_time": "2026-11-24T13:00:00Z", "sent_at": "2026-11-24T13:00:05Z"}));
-        let stored = enrich(event, &request(received), window());
+        let stored = enrich(event, &request(received), window(), &UserAgentParser::default());
         assert_eq!(stored.event_time, Utc.with_ymd_and_hms(2026, 11, 24, 11, 59, 55).unwrap());
         assert_eq!(stored.client_event_time.unwrap().to_rfc3339(), "2026-11-24T13:00:00+00:00");
         assert!(!stored.event_time_out_of_range);
@@ -293,7 +333,7 @@ mod tests {
         context.batch_sent_at = Some(Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 10).unwrap());
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
             "event_time": "2026-11-24T12:00:00Z"}));
-        let stored = enrich(event, &context, window());
+        let stored = enrich(event, &context, window(), &UserAgentParser::default());
         assert_eq!(stored.event_time, Utc.with_ymd_and_hms(2026, 11, 24, 11, 59, 50).unwrap());
     }
 
@@ -303,7 +343,7 @@ mod tests {
         for claim in ["2025-01-01T00:00:00Z", "2026-11-24T13:00:00Z"] {
             let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
                 "event_time": claim}));
-            let stored = enrich(event, &request(received), window());
+            let stored = enrich(event, &request(received), window(), &UserAgentParser::default());
             assert!(stored.event_time_out_of_range, "{claim}");
             assert_eq!(stored.event_time, received);
             assert_eq!(stored.client_event_time.unwrap(), claim.parse::<DateTime<Utc>>().unwrap());
@@ -313,7 +353,7 @@ mod tests {
     #[test]
     fn a_missing_event_id_is_generated_as_uuid_v7_and_recorded() {
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a"}));
-        let stored = enrich(event, &request(Utc::now()), window());
+        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
         assert!(stored.event_id_generated);
         assert_eq!(uuid::Uuid::parse_str(&stored.event_id).unwrap().get_version_num(), 7);
     }
@@ -346,7 +386,7 @@ mod tests {
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
             "page": {"url": "https://shop.example/p/1?utm_source=news&utm_medium=email&x=1"},
             "context": {"campaign": {"name": "black-friday"}}}));
-        let stored = enrich(event, &request(Utc::now()), window());
+        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
         assert_eq!(stored.utm_source.as_deref(), Some("news"));
         assert_eq!(stored.utm_medium.as_deref(), Some("email"));
         assert_eq!(stored.utm_campaign.as_deref(), Some("black-friday"));
@@ -358,7 +398,7 @@ mod tests {
         let event = tracker(serde_json::json!({"event_type": "custom", "event_name": "newsletter_signup",
             "user_id": "u1", "properties": {"list": "weekly"},
             "context": {"user_agent": IPHONE}}));
-        let stored = enrich(event, &request(Utc::now()), window());
+        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
         assert_eq!(stored.event_name, "newsletter_signup");
         assert_eq!(stored.properties.as_deref(), Some(r#"{"list":"weekly"}"#));
         assert_eq!(stored.ua_device_class.as_deref(), Some("mobile"), "context user agent wins");

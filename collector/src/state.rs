@@ -12,7 +12,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
 use queue::EventSink;
 
-use crate::enrich::TimeWindow;
+use crate::enrich::{TimeWindow, UserAgentParser};
 use crate::error::ApiError;
 
 /// Per-write-key event rate limit (`governor`'s keyed GCRA limiter).
@@ -47,6 +47,7 @@ struct Inner {
     rate_limit: Option<RateLimit>,
     forwarded_for_hops: usize,
     metrics: PrometheusHandle,
+    user_agents: UserAgentParser,
 }
 
 /// Builder-style settings for [`AppState::new`].
@@ -92,6 +93,7 @@ impl AppState {
                 rate_limit: settings.rate_limit,
                 forwarded_for_hops: settings.forwarded_for_hops,
                 metrics: crate::metrics::handle(),
+                user_agents: UserAgentParser::default(),
             }),
         }
     }
@@ -119,6 +121,11 @@ impl AppState {
     /// Proxies that append to X-Forwarded-For.
     pub fn forwarded_for_hops(&self) -> usize {
         self.inner.forwarded_for_hops
+    }
+
+    /// The cached user-agent parser.
+    pub fn user_agents(&self) -> &UserAgentParser {
+        &self.inner.user_agents
     }
 
     /// The Prometheus handle.

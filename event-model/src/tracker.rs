@@ -409,13 +409,49 @@ pub enum BodyError {
     Empty,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    #[serde(default)]
+/// The top level of a request body, read in one pass: the batch fields when it is a batch, and
+/// whether any other key is present (then the body is a single event, or an invalid batch).
+struct TopLevel<'a> {
+    events: Option<Vec<&'a RawValue>>,
     sent_at: Option<DateTime<Utc>>,
-    #[serde(borrow)]
-    events: Vec<&'a RawValue>,
+    other_key: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TopLevelVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for TopLevelVisitor {
+            type Value = TopLevel<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object: one event, or a batch {\"events\": [...]}")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut top = TopLevel { events: None, sent_at: None, other_key: None };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "events" => top.events = Some(map.next_value()?),
+                        // A single event has its own sent_at; keep it as text until we know.
+                        "sent_at" => match map.next_value::<Option<DateTime<Utc>>>() {
+                            Ok(sent_at) => top.sent_at = sent_at,
+                            Err(error) => {
+                                top.other_key.get_or_insert_with(|| format!("sent_at: {error}"));
+                            }
+                        },
+                        other => {
+                            top.other_key.get_or_insert_with(|| other.to_owned());
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+
+        deserializer.deserialize_map(TopLevelVisitor)
+    }
 }
 
 /// Parses one event from its JSON text, with the path of the first type error.
@@ -427,14 +463,26 @@ pub fn parse_event(raw: &str, limits: &Limits) -> Result<TrackerEvent, Vec<Field
             format!("{} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
         )]);
     }
-    let mut deserializer = serde_json::Deserializer::from_str(raw);
-    let event: TrackerEvent = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "event".to_owned() } else { path };
-        vec![FieldError::new(&field, "invalid", e.into_inner().to_string())]
-    })?;
+    // The fast path parses without path tracking; only a failing event is parsed again to name
+    // the field at fault.
+    let event = match serde_json::from_str::<TrackerEvent>(raw) {
+        Ok(event) => event,
+        Err(_) => return Err(parse_error_with_path(raw)),
+    };
     let problems = event.check(limits);
     if problems.is_empty() { Ok(event) } else { Err(problems) }
+}
+
+fn parse_error_with_path(raw: &str) -> Vec<FieldError> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw);
+    match serde_path_to_error::deserialize::<_, TrackerEvent>(&mut deserializer) {
+        Ok(_) => vec![FieldError::new("event", "invalid", "the event does not parse")],
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { "event".to_owned() } else { path };
+            vec![FieldError::new(&field, "invalid", e.into_inner().to_string())]
+        }
+    }
 }
 
 /// Splits a request body into its events and parses each one.
@@ -445,32 +493,35 @@ pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
         field: field.to_owned(),
         message,
     };
-    let top_level = serde_json::from_str::<std::collections::BTreeMap<String, &RawValue>>(body)
+    let top: TopLevel<'_> = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body))
         .map_err(|e| {
+            let path = e.path().to_string();
+            // Syntax errors are about the body as a whole; data errors name the field.
+            let syntax = !matches!(e.inner().classify(), serde_json::error::Category::Data);
+            let field = if path == "." || syntax { "body".to_owned() } else { path };
             malformed(
-                "body",
-                format!("expected a JSON object (one event or {{\"events\": [...]}}): {e}"),
+                &field,
+                format!("expected a JSON object (one event or {{\"events\": [...]}}): {}", e.into_inner()),
             )
         })?;
-    if top_level.contains_key("events") {
-        let envelope: Envelope<'_> =
-            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body))
-                .map_err(|e| malformed(&e.path().to_string(), e.into_inner().to_string()))?;
-        if envelope.events.len() > limits.max_batch_events {
-            return Err(BodyError::TooManyEvents {
-                count: envelope.events.len(),
-                max: limits.max_batch_events,
-            });
+    if let Some(events) = top.events {
+        if let Some(other) = top.other_key {
+            return Err(malformed(
+                "body",
+                format!("a batch holds only \"sent_at\" and \"events\"; unexpected {other}"),
+            ));
         }
-        if envelope.events.is_empty() {
+        if events.len() > limits.max_batch_events {
+            return Err(BodyError::TooManyEvents { count: events.len(), max: limits.max_batch_events });
+        }
+        if events.is_empty() {
             return Err(BodyError::Empty);
         }
-        let items = envelope
-            .events
+        let items = events
             .into_iter()
             .map(|raw| BatchItem { outcome: parse_event(raw.get(), limits), raw: raw.to_owned() })
             .collect();
-        return Ok(Batch { sent_at: envelope.sent_at, items });
+        return Ok(Batch { sent_at: top.sent_at, items });
     }
     let raw = RawValue::from_string(body.to_owned())
         .map_err(|e| malformed("body", e.to_string()))?;

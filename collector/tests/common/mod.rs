@@ -25,7 +25,7 @@ pub struct TestApp {
     pub router: Router,
     pub sink: Arc<dyn EventSink>,
     pub spool: PathBuf,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 pub struct Answer {

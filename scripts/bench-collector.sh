@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Collector load test: single-event and 100-event-batch throughput and p99 latency of the
+# collector on the local spool (fsync'd group commit, the embedded default), side by side with
+# a bare axum handler in the same run. Prints a table and writes bench/RESULTS.md (collector
+# section). Not a timed test: run it with `make bench`.
+#
+# Load comes from wrk on loopback, bounded in time (BENCH_SECONDS per case).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_CASE=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+WORK=bench/work
+RESULTS=bench/RESULTS.md
+
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk (Debian) for load generation"
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+
+echo "bench: building release binaries"
+cargo build --release -q -p collector -p benchmarks
+COLLECTOR=target/release/clickstream-collector
+BARE=target/release/bare-axum-handler
+
+rm -rf "$WORK" && mkdir -p "$WORK"
+python3 - "$WORK" <<'PY'
+import json, sys, uuid
+work = sys.argv[1]
+def event(i):
+    return {
+        "event_id": str(uuid.UUID(int=i + 1)),
+        "event_type": "product_view",
+        "event_time": "2026-11-24T10:15:30.120Z",
+        "anonymous_id": f"anon-{i % 977}",
+        "session_id": f"s-{i % 331}",
+        "page": {"url": f"https://shop.example/p/{i % 5000}?utm_source=newsletter", "title": "Acme Phone 12",
+                 "referrer": "https://www.google.com/"},
+        "product": {"product_id": str(1000000 + i % 5000), "category_code": "electronics.smartphone",
+                    "brand": "acme", "price": 489.07, "currency": "EUR"},
+        "context": {"platform": "web", "locale": "en-GB", "screen": {"width": 1440, "height": 900},
+                    "library": {"name": "clickstream-js", "version": "0.1.0"}},
+    }
+single = event(0)
+single["sent_at"] = "2026-11-24T10:15:31Z"
+open(f"{work}/single.json", "w").write(json.dumps(single))
+open(f"{work}/batch100.json", "w").write(json.dumps({"sent_at": "2026-11-24T10:15:31Z", "events": [event(i) for i in range(100)]}))
+PY
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Write-Key"] = "bench-key"
+wrk.headers["User-Agent"] = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+local file = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.body = file:read("*a")
+file:close()
+LUA
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "bench: server on $1 did not start" >&2; return 1; }
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=
+}
+trap stop_server EXIT
+
+declare -A RPS P99 EPS
+run_case() { # name body-file events-per-request
+  local name=$1 body=$2 per=$3 port
+  port=$(free_port)
+  case $name in
+    bare-*) "$BARE" "127.0.0.1:$port" & ;;
+    collector-*) rm -rf "$WORK/spool"
+      RUST_LOG=warn "$COLLECTOR" --listen "127.0.0.1:$port" --spool-dir "$WORK/spool" \
+        --write-key bench-key=bench --rate-limit-per-second 0 >/dev/null 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  wait_port "$port"
+  BODY_FILE=$body wrk -t1 -c"$CONNECTIONS" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$port/v1/events" >/dev/null
+  BODY_FILE=$body wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_CASE}s" --latency -s "$WORK/post.lua" \
+    "http://127.0.0.1:$port/v1/events" > "$WORK/$name.txt"
+  stop_server
+  if grep -q "Non-2xx" "$WORK/$name.txt"; then
+    echo "bench: $name had non-2xx answers:" >&2; cat "$WORK/$name.txt" >&2; exit 1
+  fi
+  RPS[$name]=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.txt")
+  P99[$name]=$(awk '$1 == "99%" {print $2}' "$WORK/$name.txt")
+  EPS[$name]=$(python3 -c "print(round(${RPS[$name]} * $per))")
+  echo "bench: $name ${RPS[$name]} req/s, p99 ${P99[$name]}"
+}
+
+run_case bare-single "$WORK/single.json" 1
+run_case collector-single "$WORK/single.json" 1
+run_case bare-batch100 "$WORK/batch100.json" 100
+run_case collector-batch100 "$WORK/batch100.json" 100
+rm -rf "$WORK/spool"
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+SINGLE_RATIO=$(ratio "${RPS[collector-single]}" "${RPS[bare-single]}")
+BATCH_RATIO=$(ratio "${RPS[collector-batch100]}" "${RPS[bare-batch100]}")
+
+TABLE=$(cat <<EOF
+| case | server | requests/s | events/s | p99 latency | ratio to bare |
+|---|---|---:|---:|---:|---:|
+| single event | bare axum handler | ${RPS[bare-single]} | ${EPS[bare-single]} | ${P99[bare-single]} | 1.00 |
+| single event | collector, spool sink | ${RPS[collector-single]} | ${EPS[collector-single]} | ${P99[collector-single]} | **${SINGLE_RATIO}** |
+| 100-event batch | bare axum handler | ${RPS[bare-batch100]} | ${EPS[bare-batch100]} | ${P99[bare-batch100]} | 1.00 |
+| 100-event batch | collector, spool sink | ${RPS[collector-batch100]} | ${EPS[collector-batch100]} | ${P99[collector-batch100]} | **${BATCH_RATIO}** |
+EOF
+)
+echo
+echo "$TABLE"
+
+SECTION=$(cat <<EOF
+<!-- BEGIN collector -->
+## Collector ingestion (\`make bench\` → scripts/bench-collector.sh)
+
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)), wrk with 1 thread and ${CONNECTIONS} connections on
+loopback, ${SECONDS_PER_CASE} s per case after a 2 s warm-up; load generator and server share the machine.
+
+$TABLE
+
+- **Collector**: release build, spool sink (every 2xx is fsync'd, group commit), write-key auth,
+  full validation, enrichment (skew correction, IP truncation, user-agent parsing), dead-letter
+  stream; rate limiting off (\`--rate-limit-per-second 0\`).
+- **Bare axum handler** (\`bench/src/bin/bare_axum_handler.rs\`): reads the body, parses it as JSON,
+  answers 200 — no auth, validation, enrichment or durability.
+- Target: collector ≥ 0.7× the bare handler's requests/s.
+<!-- END collector -->
+EOF
+)
+python3 - "$RESULTS" "$SECTION" <<'PY'
+import re, sys, pathlib
+path, section = pathlib.Path(sys.argv[1]), sys.argv[2]
+text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by `make bench`; each section by its own script.\n"
+pattern = re.compile(r"<!-- BEGIN collector -->.*?<!-- END collector -->", re.S)
+text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+path.write_text(text)
+PY
+echo "bench: wrote $RESULTS"
