@@ -1,0 +1,40 @@
+# clickstream — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else here is what those call, plus `make bench`.
+
+SHELL := bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+# cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
+.PHONY: run test test-rust test-dbt test-sdk bench python-env fmt lint
+
+## run: build and start the pipeline locally on the embedded default (no cloud account)
+run:
+	bash scripts/run-local.sh
+
+## test: every test suite — Rust (with the Pub/Sub emulator), dbt (DuckDB + BigQuery emulator), SDK (Chromium)
+test: test-rust test-dbt test-sdk
+
+test-rust:
+	cargo test --workspace --all-targets
+
+python-env:
+	bash scripts/python-env.sh
+
+test-dbt: python-env
+	.venv/bin/python -m pytest tests/dbt -q -p no:cacheprovider
+
+test-sdk:
+	CLICKSTREAM_COLLECTOR_BIN="$(TARGET_DIR)/debug/clickstream-collector" bash storefront-sdk/scripts/test.sh
+
+## bench: load and throughput benchmarks; prints tables and writes bench/RESULTS.md
+bench:
+	bash scripts/bench-collector.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
