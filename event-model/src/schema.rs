@@ -3,7 +3,8 @@
 //! [`FIELDS`] is the source of truth for the lake and the warehouse. From it come:
 //! * [`arrow_schema`] — the Arrow schema the batcher writes to Parquet;
 //! * [`to_record_batch`] — events to an Arrow record batch, column by column;
-//! * [`bigquery_schema_json`] — the BigQuery table schema the loader and Terraform use;
+//! * [`bigquery_schema_json`] — the BigQuery table schema the loader and Terraform use (checked
+//!   in as `event-model/schema/bigquery-events.json`, kept equal by a test);
 //! * [`markdown_reference`] — `docs/event-contract.md`'s column table (a test keeps the
 //!   checked-in file identical to what this generates).
 
@@ -449,6 +450,23 @@ mod tests {
         assert_eq!(event_time["mode"], "REQUIRED");
         let price = fields.iter().find(|f| f["name"] == "price").unwrap();
         assert_eq!(price["type"], "NUMERIC");
+    }
+
+    #[test]
+    fn the_checked_in_bigquery_schema_file_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/bigquery-events.json");
+        let generated = format!("{}\n", serde_json::to_string_pretty(&bigquery_schema_json()).unwrap());
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        if on_disk != generated {
+            if std::env::var_os("CLICKSTREAM_UPDATE_DOCS").is_some() {
+                std::fs::write(path, generated).unwrap();
+            } else {
+                panic!(
+                    "event-model/schema/bigquery-events.json is out of date; regenerate with \
+                     CLICKSTREAM_UPDATE_DOCS=1 cargo test -p event-model"
+                );
+            }
+        }
     }
 
     #[test]
