@@ -156,6 +156,68 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with only its required columns set; every optional column is empty.
+    pub fn new(
+        event_id: impl Into<String>,
+        event_type: EventType,
+        event_time: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        source_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            event_id_generated: false,
+            event_type,
+            event_name: event_type.as_str().to_owned(),
+            event_time,
+            client_event_time: None,
+            event_time_out_of_range: false,
+            sent_at: None,
+            received_at,
+            source_id: source_id.into(),
+            anonymous_id: None,
+            user_id: None,
+            session_id: None,
+            page_url: None,
+            page_path: None,
+            page_referrer: None,
+            page_title: None,
+            product_id: None,
+            category_id: None,
+            category_code: None,
+            brand: None,
+            price: None,
+            currency: None,
+            quantity: None,
+            order_id: None,
+            revenue: None,
+            order_currency: None,
+            search_query: None,
+            platform: None,
+            app_name: None,
+            app_version: None,
+            locale: None,
+            screen_width: None,
+            screen_height: None,
+            library_name: None,
+            library_version: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            utm_term: None,
+            utm_content: None,
+            ip_truncated: None,
+            user_agent: None,
+            ua_browser: None,
+            ua_browser_version: None,
+            ua_os: None,
+            ua_os_version: None,
+            ua_device_class: None,
+            is_bot: false,
+            properties: None,
+        }
+    }
+
     /// The queue encoding of this event (JSON).
     pub fn to_json_bytes(&self) -> Vec<u8> {
         // Serializing a struct of strings, numbers and timestamps cannot fail.

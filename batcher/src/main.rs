@@ -1,0 +1,258 @@
+//! `clickstream-batcher`: queue → hourly Parquet lake, compaction and CSV backfill. See `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batcher::lake;
+use batcher::parquet_io::ParquetSettings;
+use batcher::pubsub_source::{self, PubSubSourceConfig};
+use batcher::spool_source::{self, RunBounds};
+use batcher::writer::{LakeWriter, Summary};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use queue::pubsub::{PubSubConfig, PubSubSink};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// clickstream batcher: drains the event queue into an hourly Parquet lake
+/// (events/dt=YYYY-MM-DD/hour=HH/*.parquet), compacts closed hours, and backfills CSV exports.
+#[derive(Debug, Parser)]
+#[command(name = "clickstream-batcher", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// The lake: a local directory, or gs://BUCKET[/PREFIX] (honours STORAGE_EMULATOR_HOST).
+    #[arg(long, global = true, env = "CLICKSTREAM_LAKE", default_value = ".clickstream/lake")]
+    lake: String,
+
+    /// zstd level of the Parquet files.
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = 3)]
+    zstd_level: i32,
+
+    /// Most rows per Parquet row group.
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ROW_GROUP_ROWS", default_value_t = 131_072)]
+    row_group_rows: usize,
+
+    /// Serve Prometheus metrics on this address while running (e.g. 127.0.0.1:9102).
+    #[arg(long, global = true, env = "CLICKSTREAM_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Log format.
+    #[arg(long, global = true, env = "CLICKSTREAM_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Source {
+    /// The local spool written by the collector (embedded default).
+    Spool,
+    /// A Pub/Sub subscription (or the emulator when PUBSUB_EMULATOR_HOST is set).
+    Pubsub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drain the queue into the lake, then exit (a batch job), or keep following with --follow.
+    Run(RunArgs),
+    /// Merge the small files of closed hours into one file per hour, with a manifest.
+    Compact(CompactArgs),
+    /// Import REES46 "eCommerce behavior data from multi category store" CSV exports.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Where events come from.
+    #[arg(long, env = "CLICKSTREAM_BATCHER_SOURCE", value_enum, default_value = "spool")]
+    source: Source,
+
+    /// Spool root directory (source=spool).
+    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value = ".clickstream/spool")]
+    spool_dir: PathBuf,
+
+    /// Google Cloud project of the subscription (source=pubsub).
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_PROJECT")]
+    pubsub_project: Option<String>,
+
+    /// Subscription to drain (source=pubsub).
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_SUBSCRIPTION", default_value = "clickstream-events-batcher")]
+    pubsub_subscription: String,
+
+    /// Topic for messages that cannot be decoded (source=pubsub); they are published there
+    /// before being acked.
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_DEAD_LETTER_TOPIC", default_value = "clickstream-events-dead-letter")]
+    pubsub_dead_letter_topic: String,
+
+    /// Flush a Pub/Sub batch at this many events (also the outstanding-message limit).
+    #[arg(long, env = "CLICKSTREAM_FLUSH_EVENTS", default_value_t = 200_000)]
+    flush_events: usize,
+
+    /// Flush a Pub/Sub batch at this many bytes (also the outstanding-bytes limit; memory stays
+    /// within about twice this).
+    #[arg(long, env = "CLICKSTREAM_FLUSH_BYTES", default_value_t = 128 * 1024 * 1024)]
+    flush_bytes: usize,
+
+    /// Flush a Pub/Sub batch at the latest this many seconds after its first message.
+    #[arg(long, env = "CLICKSTREAM_FLUSH_AGE_SECONDS", default_value_t = 120)]
+    flush_age_seconds: u64,
+
+    /// Stop taking new work after this many seconds (job mode), flushing what is held.
+    #[arg(long, env = "CLICKSTREAM_MAX_RUNTIME_SECONDS")]
+    max_runtime_seconds: Option<u64>,
+
+    /// Exit after this many seconds without new messages or segments.
+    #[arg(long, env = "CLICKSTREAM_IDLE_EXIT_SECONDS")]
+    idle_exit_seconds: Option<u64>,
+
+    /// Keep running and pick up new events as they arrive (the local demo's service mode).
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(Debug, Args)]
+struct CompactArgs {
+    /// An hour to compact, as YYYY-MM-DDTHH (repeatable). Without any, every closed hour.
+    #[arg(long = "hour", value_parser = parse_hour)]
+    hours: Vec<chrono::DateTime<chrono::Utc>>,
+
+    /// Compact every hour that closed at least this many hours ago.
+    #[arg(long, env = "CLICKSTREAM_COMPACT_CLOSED_BEFORE_HOURS", default_value_t = 1)]
+    closed_before_hours: i64,
+}
+
+#[derive(Debug, Args)]
+struct BackfillArgs {
+    /// A REES46 CSV file (repeatable).
+    #[arg(long = "csv", required = true)]
+    csv: Vec<PathBuf>,
+
+    /// The source id stored on imported events.
+    #[arg(long, default_value = "rees46-backfill")]
+    source_id: String,
+
+    /// Rows held in memory and written per output file.
+    #[arg(long, default_value_t = 500_000)]
+    chunk_rows: usize,
+}
+
+fn parse_hour(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    format!("{text}:00:00Z")
+        .parse()
+        .map_err(|_| format!("expected an hour like 2026-11-24T10, got {text:?}"))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(address) = cli.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(address)
+            .install()
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {address}: {e}"))?;
+    }
+    let started = Instant::now();
+    let lake: Arc<dyn lake::Lake> = Arc::from(lake::open(&cli.lake).await?);
+    let settings = ParquetSettings { zstd_level: cli.zstd_level, row_group_rows: cli.row_group_rows.max(1) };
+    let writer = LakeWriter::new(lake.clone(), settings);
+    match cli.command {
+        Command::Run(args) => {
+            let bounds = RunBounds {
+                follow: args.follow,
+                idle_exit: args.idle_exit_seconds.map(Duration::from_secs),
+                max_runtime: args.max_runtime_seconds.map(Duration::from_secs),
+                ..RunBounds::default()
+            };
+            let summary = match args.source {
+                Source::Spool => {
+                    tracing::info!(spool = %args.spool_dir.display(), lake = %lake.describe(), "draining the spool");
+                    spool_source::drain(&args.spool_dir, &writer, bounds).await?
+                }
+                Source::Pubsub => {
+                    let project = args.pubsub_project.clone().ok_or_else(|| {
+                        anyhow::anyhow!("source=pubsub needs --pubsub-project (or CLICKSTREAM_PUBSUB_PROJECT)")
+                    })?;
+                    let pubsub = PubSubConfig::new(&project, &args.pubsub_dead_letter_topic, &args.pubsub_dead_letter_topic);
+                    let dead_letters = PubSubSink::connect(pubsub.clone()).await?;
+                    let writer = writer.with_dead_letter_sink(Arc::new(dead_letters));
+                    let config = PubSubSourceConfig {
+                        pubsub,
+                        subscription: args.pubsub_subscription.clone(),
+                        flush_events: args.flush_events.max(1),
+                        flush_bytes: args.flush_bytes.max(1),
+                        flush_age: Duration::from_secs(args.flush_age_seconds.max(1)),
+                        max_lease: Duration::from_secs(args.flush_age_seconds.max(1) * 2 + 60),
+                    };
+                    tracing::info!(subscription = %config.subscription, lake = %lake.describe(), "draining Pub/Sub");
+                    pubsub_source::drain(&config, &writer, bounds).await?
+                }
+            };
+            println!("{}", summary.line("batcher run", started));
+        }
+        Command::Compact(args) => {
+            let hours = if args.hours.is_empty() {
+                batcher::compact::closed_hours(lake.as_ref(), chrono::Duration::hours(args.closed_before_hours)).await?
+            } else {
+                args.hours.clone()
+            };
+            let bar = indicatif::ProgressBar::new(hours.len() as u64);
+            let mut summary = Summary::default();
+            let mut compacted = 0;
+            for hour in hours {
+                bar.set_message(hour.format("%Y-%m-%dT%H").to_string());
+                if let Some(manifest) = batcher::compact::compact_hour(lake.as_ref(), hour, settings).await? {
+                    compacted += 1;
+                    summary.events += manifest.rows;
+                    summary.files += 1;
+                    summary.duplicates += manifest.duplicates_removed;
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            println!("{} ({compacted} hours compacted)", summary.line("batcher compact", started));
+        }
+        Command::Backfill(args) => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let summary =
+                batcher::backfill::run(&args.csv, &args.source_id, &writer, args.chunk_rows.max(1), progress).await?;
+            println!("{}", summary.line("batcher backfill", started));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("clickstream-batcher: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("clickstream-batcher: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Events ↔ Parquet: grouping by hour, de-duplication by `event_id`, and the writer settings.
+//!
+//! Files use the Arrow schema generated from the contract (`event_model::schema`), zstd
+//! compression, and row groups of at most [`ParquetSettings::row_group_rows`] rows; each file's
+//! rows are sorted by `event_time`. The `event_model` schema version is stored in the file's
+//! key-value metadata.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::datatypes::TimestampMicrosecondType;
+use bytes::Bytes;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use event_model::Event;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+/// Writer settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ParquetSettings {
+    /// zstd level (1–22); 3 is zstd's own default.
+    pub zstd_level: i32,
+    /// Most rows in one row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for ParquetSettings {
+    fn default() -> Self {
+        Self { zstd_level: 3, row_group_rows: 128 * 1024 }
+    }
+}
+
+/// Why Parquet could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetError {
+    /// Arrow failed (schema mismatch, bad column).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The Parquet library failed (corrupt file, I/O).
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// The UTC hour an event belongs to (the hour of its corrected `event_time`).
+pub fn hour_of(event: &Event) -> DateTime<Utc> {
+    event.event_time.duration_trunc(TimeDelta::hours(1)).unwrap_or(event.event_time)
+}
+
+/// Groups events by hour and removes duplicates by `event_id` within each hour, keeping the
+/// copy received first. Returns the hours in order with their events sorted by `event_time`, and
+/// the number of duplicates removed.
+pub fn partition_by_hour(events: Vec<Event>) -> (BTreeMap<DateTime<Utc>, Vec<Event>>, usize) {
+    let mut hours: BTreeMap<DateTime<Utc>, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        hours.entry(hour_of(&event)).or_default().push(event);
+    }
+    let mut duplicates = 0;
+    for events in hours.values_mut() {
+        let before = events.len();
+        // Stable sort: among equal ids, the earliest received_at first; then keep the first.
+        events.sort_by(|a, b| a.event_id.cmp(&b.event_id).then(a.received_at.cmp(&b.received_at)));
+        events.dedup_by(|later, earlier| later.event_id == earlier.event_id);
+        duplicates += before - events.len();
+        events.sort_by(|a, b| a.event_time.cmp(&b.event_time).then(a.event_id.cmp(&b.event_id)));
+    }
+    (hours, duplicates)
+}
+
+fn properties(settings: ParquetSettings) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(settings.row_group_rows))
+        .set_created_by(format!("clickstream-batcher {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Encodes record batches (with the contract's schema) as one Parquet file.
+pub fn write_batches(batches: &[RecordBatch], settings: ParquetSettings) -> Result<Bytes, ParquetError> {
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, event_model::schema::arrow_schema(), Some(properties(settings)))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(Bytes::from(buffer))
+}
+
+/// Encodes events (already deduplicated and sorted) as one Parquet file.
+pub fn write_events(events: &[Event], settings: ParquetSettings) -> Result<Bytes, ParquetError> {
+    let mut batches = Vec::new();
+    for chunk in events.chunks(settings.row_group_rows.max(1)) {
+        batches.push(event_model::schema::to_record_batch(chunk)?);
+    }
+    write_batches(&batches, settings)
+}
+
+/// Reads every record batch of a Parquet file.
+pub fn read_batches(data: Bytes) -> Result<Vec<RecordBatch>, ParquetError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024).build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Concatenates batches, removes duplicate `event_id`s (keeping the earliest `received_at`) and
+/// sorts by `event_time`. Returns the merged batch and the duplicates removed.
+pub fn merge_batches(batches: &[RecordBatch]) -> Result<(RecordBatch, usize), ParquetError> {
+    let schema = event_model::schema::arrow_schema();
+    let merged = concat_batches(&schema, batches)?;
+    if merged.num_rows() == 0 {
+        return Ok((merged, 0));
+    }
+    let column = |name: &str| {
+        merged
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))
+    };
+    let ids = column("event_id")?;
+    let received = column("received_at")?;
+    let ids = ids.as_string::<i32>();
+    let received = received.as_primitive::<TimestampMicrosecondType>();
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(merged.num_rows());
+    for row in 0..merged.num_rows() {
+        let id = ids.value(row);
+        match first.get(id) {
+            Some(&kept) if received.value(kept) <= received.value(row) => {}
+            _ => {
+                first.insert(id, row);
+            }
+        }
+    }
+    let mut keep = vec![false; merged.num_rows()];
+    for &row in first.values() {
+        keep[row] = true;
+    }
+    let duplicates = merged.num_rows() - first.len();
+    let filtered = filter_record_batch(&merged, &arrow::array::BooleanArray::from(keep))?;
+    let order = lexsort_to_indices(
+        &[
+            SortColumn { values: Arc::clone(filtered.column_by_name("event_time").ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_time".into()))?), options: None },
+            SortColumn { values: Arc::clone(filtered.column_by_name("event_id").ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_id".into()))?), options: None },
+        ],
+        None,
+    )?;
+    Ok((take_record_batch(&filtered, &order)?, duplicates))
+}
+
+/// Rows in a Parquet file according to its footer.
+pub fn row_count(data: &Bytes) -> Result<usize, ParquetError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())?;
+    Ok(builder.metadata().file_metadata().num_rows() as usize)
+}
+
+/// The `event_id` of every row, for tests and checks.
+pub fn event_ids(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|batch| {
+            let ids = batch.column_by_name("event_id").map(|c| c.as_string::<i32>().clone());
+            ids.map(|ids| (0..ids.len()).map(|i| ids.value(i).to_owned()).collect::<Vec<_>>()).unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, time: &str, received: &str) -> Event {
+        let mut event = Event::new(
+            id,
+            event_model::EventType::PageView,
+            time.parse().unwrap(),
+            received.parse().unwrap(),
+            format!("received {received}"),
+        );
+        event.price = Some(event_model::Money::parse("1.5").unwrap());
+        event
+    }
+
+    #[test]
+    fn events_are_grouped_by_hour_and_deduplicated_keeping_the_first_received() {
+        let events = vec![
+            event("b", "2026-11-24T10:59:59Z", "2026-11-24T11:00:05Z"),
+            event("a", "2026-11-24T10:00:00Z", "2026-11-24T10:00:09Z"),
+            event("a", "2026-11-24T10:00:00Z", "2026-11-24T10:00:01Z"),
+            event("c", "2026-11-24T11:00:00Z", "2026-11-24T11:00:00Z"),
+        ];
+        let (hours, duplicates) = partition_by_hour(events);
+        assert_eq!(duplicates, 1);
+        let ten: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        let eleven: DateTime<Utc> = "2026-11-24T11:00:00Z".parse().unwrap();
+        let ids: Vec<&str> = hours[&ten].iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(hours[&ten][0].source_id, "received 2026-11-24T10:00:01Z");
+        assert_eq!(hours[&eleven].len(), 1);
+    }
+
+    #[test]
+    fn parquet_round_trips_and_merging_deduplicates() {
+        let first = write_events(&[event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:03Z")], ParquetSettings::default()).unwrap();
+        let second = write_events(
+            &[event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:01Z"), event("y", "2026-11-24T10:00:01Z", "2026-11-24T10:00:01Z")],
+            ParquetSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(row_count(&second).unwrap(), 2);
+        let mut batches = read_batches(first).unwrap();
+        batches.extend(read_batches(second).unwrap());
+        let (merged, duplicates) = merge_batches(&batches).unwrap();
+        assert_eq!(duplicates, 1);
+        assert_eq!(event_ids(std::slice::from_ref(&merged)), ["y", "x"]);
+        let sources = merged.column_by_name("source_id").unwrap().as_string::<i32>().value(1).to_owned();
+        assert_eq!(sources, "received 2026-11-24T10:00:01Z", "the earliest received copy is kept");
+    }
+}

@@ -1,0 +1,137 @@
+//! Draining a Pub/Sub subscription into the lake.
+//!
+//! Streaming pull with flow control (outstanding messages and bytes bounded by the flush
+//! bounds, so memory stays bounded whatever the backlog); the client library extends each
+//! message's ack deadline while it is held, up to [`PubSubSourceConfig::max_lease`]. A flush is
+//! written when it reaches its event count, its byte size or its age, and its messages are acked
+//! only after every object holding them is durable. A crash before the ack means redelivery:
+//! events may then appear in two files, and dbt's staging layer removes the duplicates by
+//! `event_id` (the documented contract).
+
+use std::time::{Duration, Instant};
+
+use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::subscriber::handler::Handler;
+use queue::pubsub::PubSubConfig;
+
+use crate::spool_source::RunBounds;
+use crate::writer::{LakeWriter, Summary, WriteError, decode};
+
+/// Settings of the Pub/Sub source.
+#[derive(Clone, Debug)]
+pub struct PubSubSourceConfig {
+    /// Project and emulator address (topics are not used here).
+    pub pubsub: PubSubConfig,
+    /// Subscription id.
+    pub subscription: String,
+    /// Flush once this many messages are held.
+    pub flush_events: usize,
+    /// Flush once this many bytes of messages are held.
+    pub flush_bytes: usize,
+    /// Flush at the latest this long after the first held message.
+    pub flush_age: Duration,
+    /// Longest a message is held (and its deadline extended) before Pub/Sub may redeliver it.
+    pub max_lease: Duration,
+}
+
+/// Why draining the subscription stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubDrainError {
+    /// The subscription could not be read.
+    #[error("pub/sub: {0}")]
+    PubSub(String),
+    /// A flush could not be written; its messages were not acked and will be redelivered.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Drains the subscription within `bounds`: stops after `idle_exit` without messages (a batch
+/// job) or `max_runtime`, flushing what it holds first.
+pub async fn drain(config: &PubSubSourceConfig, writer: &LakeWriter, bounds: RunBounds) -> Result<Summary, PubSubDrainError> {
+    let mut builder = Subscriber::builder();
+    if let Some(host) = &config.pubsub.emulator_host {
+        let endpoint = if host.starts_with("http") { host.clone() } else { format!("http://{host}") };
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    let subscriber = builder.build().await.map_err(|e| PubSubDrainError::PubSub(e.to_string()))?;
+    let mut stream = subscriber
+        .subscribe(config.pubsub.subscription_path(&config.subscription))
+        .set_max_outstanding_messages(config.flush_events as i64)
+        .set_max_outstanding_bytes(config.flush_bytes as i64)
+        .set_max_lease(config.max_lease)
+        .build();
+
+    let started = Instant::now();
+    let idle_exit = bounds.idle_exit.unwrap_or(Duration::from_secs(30));
+    let mut summary = Summary::default();
+    let mut held: Vec<(Vec<u8>, String, Handler)> = Vec::new();
+    let mut held_bytes = 0usize;
+    let mut first_held: Option<Instant> = None;
+    let mut last_message = Instant::now();
+    loop {
+        let runtime_left = bounds.max_runtime.map(|m| m.saturating_sub(started.elapsed()));
+        if runtime_left == Some(Duration::ZERO) {
+            break;
+        }
+        let flush_in = first_held.map(|t| config.flush_age.saturating_sub(t.elapsed()));
+        let idle_in = if bounds.follow && bounds.idle_exit.is_none() {
+            None
+        } else {
+            Some(idle_exit.saturating_sub(last_message.elapsed()))
+        };
+        let wait = [flush_in, idle_in, runtime_left].into_iter().flatten().min().unwrap_or(Duration::from_secs(60));
+        match tokio::time::timeout(wait, stream.next()).await {
+            Ok(Some(Ok((message, handler)))) => {
+                last_message = Instant::now();
+                first_held.get_or_insert_with(Instant::now);
+                held_bytes += message.data.len();
+                held.push((message.data.to_vec(), message.message_id.clone(), handler));
+            }
+            Ok(Some(Err(error))) => {
+                flush(writer, &mut held, &mut summary).await?;
+                return Err(PubSubDrainError::PubSub(error.to_string()));
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        let full = held.len() >= config.flush_events || held_bytes >= config.flush_bytes;
+        let old = first_held.is_some_and(|t| t.elapsed() >= config.flush_age);
+        if full || old {
+            flush(writer, &mut held, &mut summary).await?;
+            held_bytes = 0;
+            first_held = None;
+        }
+        if idle_in.is_some_and(|_| last_message.elapsed() >= idle_exit) {
+            break;
+        }
+    }
+    flush(writer, &mut held, &mut summary).await?;
+    Ok(summary)
+}
+
+async fn flush(
+    writer: &LakeWriter,
+    held: &mut Vec<(Vec<u8>, String, Handler)>,
+    summary: &mut Summary,
+) -> Result<(), WriteError> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let mut events = Vec::with_capacity(held.len());
+    let mut failed = Vec::new();
+    for (data, message_id, _) in held.iter() {
+        match decode(data, &format!("pub/sub message {message_id}")) {
+            Ok(event) => events.push(event),
+            Err(failure) => failed.push(failure),
+        }
+    }
+    let name = format!("pubsub-{}", uuid::Uuid::now_v7().simple());
+    let written = writer.write(&name, events, failed).await?;
+    for (_, _, handler) in held.drain(..) {
+        handler.ack();
+    }
+    summary.add(written);
+    Ok(())
+}

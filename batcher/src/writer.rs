@@ -1,0 +1,155 @@
+//! Writing one flush to the lake: an hourly Parquet object per hour the events fall in, and a
+//! JSON-lines dead-letter object for what could not be decoded — all durable before the caller
+//! acknowledges its source.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use event_model::{Event, FailedEvent};
+
+use crate::lake::{Lake, LakeError, hour_prefix};
+use crate::parquet_io::{ParquetError, ParquetSettings, partition_by_hour, write_events};
+
+/// What a run did, printed as its one-line summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Events written.
+    pub events: u64,
+    /// Objects written (Parquet and dead-letter).
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Duplicates removed by event_id.
+    pub duplicates: u64,
+    /// Messages sent to the dead-letter objects.
+    pub dead_lettered: u64,
+}
+
+impl Summary {
+    /// Adds another summary's counts.
+    pub fn add(&mut self, other: Summary) {
+        self.events += other.events;
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.duplicates += other.duplicates;
+        self.dead_lettered += other.dead_lettered;
+    }
+
+    /// The one-line summary of a run.
+    pub fn line(&self, command: &str, started: Instant) -> String {
+        format!(
+            "{command}: {} events, {} files, {} bytes, {} duplicates removed, {} dead-lettered, {:.1} s",
+            self.events,
+            self.files,
+            self.bytes,
+            self.duplicates,
+            self.dead_lettered,
+            started.elapsed().as_secs_f64()
+        )
+    }
+}
+
+/// Why a flush could not be written; the source must not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Encoding failed.
+    #[error(transparent)]
+    Parquet(#[from] ParquetError),
+    /// Storing failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}
+
+/// Writes flushes to the lake.
+#[derive(Clone)]
+pub struct LakeWriter {
+    lake: Arc<dyn Lake>,
+    settings: ParquetSettings,
+    dead_letters: Option<Arc<dyn queue::EventSink>>,
+}
+
+impl LakeWriter {
+    /// A writer to `lake` with `settings`; dead letters go to the lake's `dead-letter/` folder.
+    pub fn new(lake: Arc<dyn Lake>, settings: ParquetSettings) -> Self {
+        Self { lake, settings, dead_letters: None }
+    }
+
+    /// Sends dead letters to `sink`'s dead-letter stream (e.g. the Pub/Sub dead-letter topic)
+    /// instead of the lake.
+    pub fn with_dead_letter_sink(mut self, sink: Arc<dyn queue::EventSink>) -> Self {
+        self.dead_letters = Some(sink);
+        self
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Arc<dyn Lake> {
+        &self.lake
+    }
+
+    /// Writes `events` as `<name>.parquet` in each hour folder they fall in (deduplicated by
+    /// event_id per file) and `failed` as `dead-letter/dt=<today>/<name>.jsonl`. The same name
+    /// and input always give the same objects, so a retried flush overwrites.
+    pub async fn write(&self, name: &str, events: Vec<Event>, failed: Vec<FailedEvent>) -> Result<Summary, WriteError> {
+        let mut summary = Summary::default();
+        let settings = self.settings;
+        let (files, duplicates) = tokio::task::spawn_blocking(move || {
+            let (hours, duplicates) = partition_by_hour(events);
+            let mut files = Vec::with_capacity(hours.len());
+            for (hour, events) in hours {
+                let data = write_events(&events, settings)?;
+                files.push((hour, events.len(), data));
+            }
+            Ok::<_, ParquetError>((files, duplicates))
+        })
+        .await
+        .map_err(|e| LakeError::Remote(format!("encoder task: {e}")))??;
+        summary.duplicates = duplicates as u64;
+        for (hour, rows, data) in files {
+            summary.bytes += data.len() as u64;
+            summary.events += rows as u64;
+            summary.files += 1;
+            self.lake.put(&format!("{}{name}.parquet", hour_prefix(hour)), data).await?;
+        }
+        if !failed.is_empty()
+            && let Some(sink) = &self.dead_letters
+        {
+            sink.publish(&[], &failed).await.map_err(|e| LakeError::Remote(format!("dead-letter publish: {e}")))?;
+            summary.dead_lettered = failed.len() as u64;
+        } else if !failed.is_empty() {
+            let mut lines = Vec::new();
+            for record in &failed {
+                lines.extend_from_slice(&record.to_json_bytes());
+                lines.push(b'\n');
+            }
+            let path = format!("dead-letter/dt={}/{name}.jsonl", Utc::now().format("%Y-%m-%d"));
+            summary.bytes += lines.len() as u64;
+            summary.files += 1;
+            summary.dead_lettered = failed.len() as u64;
+            self.lake.put(&path, Bytes::from(lines)).await?;
+        }
+        metrics::counter!("clickstream_batcher_events_written_total").increment(summary.events);
+        metrics::counter!("clickstream_batcher_files_written_total").increment(summary.files);
+        metrics::counter!("clickstream_batcher_bytes_written_total").increment(summary.bytes);
+        metrics::counter!("clickstream_batcher_duplicates_removed_total").increment(summary.duplicates);
+        metrics::counter!("clickstream_batcher_dead_lettered_total").increment(summary.dead_lettered);
+        Ok(summary)
+    }
+}
+
+/// Decodes a queue message into an event, or a dead-letter record saying why it could not be.
+pub fn decode(payload: &[u8], origin: &str) -> Result<Event, FailedEvent> {
+    Event::from_json_bytes(payload).map_err(|error| undecodable(payload, origin, &error))
+}
+
+/// The dead-letter record of a message that is not what its stream should hold.
+pub fn undecodable(payload: &[u8], origin: &str, error: &dyn std::fmt::Display) -> FailedEvent {
+    FailedEvent::new(
+        event_model::failed::FailureStage::Batcher,
+        None,
+        None,
+        vec![event_model::FieldError::new("message", "undecodable", format!("{origin}: {error}"))],
+        &String::from_utf8_lossy(payload),
+    )
+}
