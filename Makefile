@@ -32,6 +32,7 @@ test-sdk:
 ## bench: load and throughput benchmarks; prints tables and writes bench/RESULTS.md
 bench:
 	bash scripts/bench-collector.sh
+	bash scripts/bench-batcher.sh
 
 fmt:
 	cargo fmt --all

@@ -12,10 +12,11 @@
 //! hidden temporary file in the same directory, fsync'd, renamed into place and the directory
 //! fsync'd; on GCS an object becomes visible only when its upload completes.
 //!
-//! GCS uses Google's official `google-cloud-storage` crate for writes and reads. That crate
-//! sends listing and deletion through the gRPC `StorageControl` service, which the GCS emulators
-//! do not serve, so `list` and `delete` use the JSON API of the same service directly (two
-//! documented REST calls, authenticated with the same credentials).
+//! GCS writes use Google's official `google-cloud-storage` crate (resumable/multipart uploads,
+//! retries, checksums). That crate sends listing and deletion through the gRPC `StorageControl`
+//! service, which GCS emulators do not serve, and its reader requires response headers
+//! (`x-goog-generation`) the emulators omit; so `get`, `list` and `delete` use the JSON API of the
+//! same service directly — three documented REST calls, authenticated with the same credentials.
 
 use std::path::{Path, PathBuf};
 
@@ -75,7 +76,8 @@ pub async fn open(url: &str) -> Result<Box<dyn Lake>, LakeError> {
     match url.strip_prefix("gs://") {
         Some(rest) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            Ok(Box::new(GcsLake::connect(bucket, prefix).await?))
+            let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok().filter(|h| !h.is_empty());
+            Ok(Box::new(GcsLake::connect(bucket, prefix, emulator).await?))
         }
         None => Ok(Box::new(LocalLake::new(url.strip_prefix("file://").unwrap_or(url)))),
     }
@@ -227,10 +229,10 @@ pub struct GcsLake {
 }
 
 impl GcsLake {
-    /// Connects to `bucket`, storing objects under `prefix`.
-    pub async fn connect(bucket: &str, prefix: &str) -> Result<Self, LakeError> {
+    /// Connects to `bucket`, storing objects under `prefix`; `emulator` is the address of a GCS
+    /// emulator (as in `STORAGE_EMULATOR_HOST`) or `None` for Google Cloud Storage.
+    pub async fn connect(bucket: &str, prefix: &str, emulator: Option<String>) -> Result<Self, LakeError> {
         let remote = |e: &dyn std::fmt::Display| LakeError::Remote(e.to_string());
-        let emulator = std::env::var("STORAGE_EMULATOR_HOST").ok().filter(|h| !h.is_empty());
         let (client, credentials, json_endpoint) = match &emulator {
             Some(host) => {
                 let host = if host.starts_with("http") { host.clone() } else { format!("http://{host}") };
@@ -317,23 +319,30 @@ impl Lake for GcsLake {
     }
 
     async fn get(&self, path: &str) -> Result<Bytes, LakeError> {
-        let mut response = self
-            .client
-            .read_object(self.bucket_path(), self.object(path))
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}?alt=media",
+            self.json_endpoint,
+            encode(&self.bucket),
+            encode(&self.object(path))
+        );
+        let response = self
+            .http
+            .get(url)
+            .headers(self.auth_headers().await?)
             .send()
             .await
-            .map_err(|e| {
-                if e.http_status_code() == Some(404) {
-                    LakeError::NotFound(path.to_owned())
-                } else {
-                    LakeError::Remote(format!("read gs://{}/{}: {e}", self.bucket, self.object(path)))
-                }
-            })?;
-        let mut data = Vec::new();
-        while let Some(chunk) = response.next().await {
-            data.extend_from_slice(&chunk.map_err(|e| LakeError::Remote(e.to_string()))?);
+            .map_err(|e| LakeError::Remote(e.to_string()))?;
+        match response.status() {
+            status if status.is_success() => {
+                response.bytes().await.map_err(|e| LakeError::Remote(e.to_string()))
+            }
+            reqwest::StatusCode::NOT_FOUND => Err(LakeError::NotFound(path.to_owned())),
+            status => Err(LakeError::Remote(format!(
+                "read gs://{}/{}: HTTP {status}",
+                self.bucket,
+                self.object(path)
+            ))),
         }
-        Ok(Bytes::from(data))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, LakeError> {

@@ -5,7 +5,7 @@
 //! rows are sorted by `event_time`. The `event_model` schema version is stored in the file's
 //! key-value metadata.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -50,24 +50,94 @@ pub fn hour_of(event: &Event) -> DateTime<Utc> {
     event.event_time.duration_trunc(TimeDelta::hours(1)).unwrap_or(event.event_time)
 }
 
-/// Groups events by hour and removes duplicates by `event_id` within each hour, keeping the
-/// copy received first. Returns the hours in order with their events sorted by `event_time`, and
-/// the number of duplicates removed.
-pub fn partition_by_hour(events: Vec<Event>) -> (BTreeMap<DateTime<Utc>, Vec<Event>>, usize) {
-    let mut hours: BTreeMap<DateTime<Utc>, Vec<Event>> = BTreeMap::new();
-    for event in events {
-        hours.entry(hour_of(&event)).or_default().push(event);
+/// Rows buffered per hour before they are sorted by `event_time` and handed to the Parquet
+/// encoder; bounds memory to this many decoded events per open hour.
+const CHUNK_ROWS: usize = 16 * 1024;
+
+struct HourFile {
+    writer: ArrowWriter<Vec<u8>>,
+    pending: Vec<Event>,
+    seen: HashSet<String>,
+    rows: usize,
+}
+
+/// Streams events into one Parquet file per hour of `event_time`, removing duplicate
+/// `event_id`s within each file (the first copy in queue order is kept). Memory stays bounded by
+/// [`CHUNK_ROWS`] decoded events plus the encoded row group per open hour, however many events
+/// pass through; rows are sorted by `event_time` within each chunk.
+pub struct HourlyParquetWriter {
+    settings: ParquetSettings,
+    hours: BTreeMap<DateTime<Utc>, HourFile>,
+    duplicates: usize,
+}
+
+/// One finished hour file.
+#[derive(Debug)]
+pub struct HourFileBytes {
+    /// The hour.
+    pub hour: DateTime<Utc>,
+    /// Rows in the file.
+    pub rows: usize,
+    /// The Parquet file.
+    pub data: Bytes,
+}
+
+impl HourlyParquetWriter {
+    /// A writer with `settings`.
+    pub fn new(settings: ParquetSettings) -> Self {
+        Self { settings, hours: BTreeMap::new(), duplicates: 0 }
     }
-    let mut duplicates = 0;
-    for events in hours.values_mut() {
-        let before = events.len();
-        // Stable sort: among equal ids, the earliest received_at first; then keep the first.
-        events.sort_by(|a, b| a.event_id.cmp(&b.event_id).then(a.received_at.cmp(&b.received_at)));
-        events.dedup_by(|later, earlier| later.event_id == earlier.event_id);
-        duplicates += before - events.len();
-        events.sort_by(|a, b| a.event_time.cmp(&b.event_time).then(a.event_id.cmp(&b.event_id)));
+
+    /// Adds one event.
+    pub fn push(&mut self, event: Event) -> Result<(), ParquetError> {
+        let hour = hour_of(&event);
+        let file = match self.hours.entry(hour) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(HourFile {
+                writer: ArrowWriter::try_new(Vec::new(), event_model::schema::arrow_schema(), Some(properties(self.settings)))?,
+                pending: Vec::with_capacity(1024),
+                seen: HashSet::new(),
+                rows: 0,
+            }),
+        };
+        if !file.seen.insert(event.event_id.clone()) {
+            self.duplicates += 1;
+            return Ok(());
+        }
+        file.pending.push(event);
+        if file.pending.len() >= CHUNK_ROWS {
+            flush_chunk(file)?;
+        }
+        Ok(())
     }
-    (hours, duplicates)
+
+    /// Duplicates removed so far.
+    pub fn duplicates(&self) -> usize {
+        self.duplicates
+    }
+
+    /// Finishes every hour's file.
+    pub fn finish(self) -> Result<(Vec<HourFileBytes>, usize), ParquetError> {
+        let mut files = Vec::with_capacity(self.hours.len());
+        for (hour, mut file) in self.hours {
+            flush_chunk(&mut file)?;
+            let data = file.writer.into_inner()?;
+            files.push(HourFileBytes { hour, rows: file.rows, data: Bytes::from(data) });
+        }
+        Ok((files, self.duplicates))
+    }
+}
+
+fn flush_chunk(file: &mut HourFile) -> Result<(), ParquetError> {
+    if file.pending.is_empty() {
+        return Ok(());
+    }
+    file.pending.sort_by(|a, b| a.event_time.cmp(&b.event_time));
+    let batch = event_model::schema::to_record_batch(&file.pending)?;
+    file.writer.write(&batch)?;
+    file.rows += file.pending.len();
+    file.pending.clear();
+    Ok(())
 }
 
 fn properties(settings: ParquetSettings) -> WriterProperties {
@@ -182,21 +252,26 @@ mod tests {
     }
 
     #[test]
-    fn events_are_grouped_by_hour_and_deduplicated_keeping_the_first_received() {
+    fn events_are_written_per_hour_and_deduplicated_keeping_the_first_copy() {
         let events = vec![
             event("b", "2026-11-24T10:59:59Z", "2026-11-24T11:00:05Z"),
-            event("a", "2026-11-24T10:00:00Z", "2026-11-24T10:00:09Z"),
             event("a", "2026-11-24T10:00:00Z", "2026-11-24T10:00:01Z"),
+            event("a", "2026-11-24T10:00:00Z", "2026-11-24T10:00:09Z"),
             event("c", "2026-11-24T11:00:00Z", "2026-11-24T11:00:00Z"),
         ];
-        let (hours, duplicates) = partition_by_hour(events);
+        let mut writer = HourlyParquetWriter::new(ParquetSettings::default());
+        for event in events {
+            writer.push(event).unwrap();
+        }
+        let (files, duplicates) = writer.finish().unwrap();
         assert_eq!(duplicates, 1);
-        let ten: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
-        let eleven: DateTime<Utc> = "2026-11-24T11:00:00Z".parse().unwrap();
-        let ids: Vec<&str> = hours[&ten].iter().map(|e| e.event_id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"]);
-        assert_eq!(hours[&ten][0].source_id, "received 2026-11-24T10:00:01Z");
-        assert_eq!(hours[&eleven].len(), 1);
+        let hours: Vec<String> = files.iter().map(|f| f.hour.to_rfc3339()).collect();
+        assert_eq!(hours, ["2026-11-24T10:00:00+00:00", "2026-11-24T11:00:00+00:00"]);
+        let ten = read_batches(files[0].data.clone()).unwrap();
+        assert_eq!(event_ids(&ten), ["a", "b"], "sorted by event_time");
+        let source = ten[0].column_by_name("source_id").unwrap().as_string::<i32>().value(0).to_owned();
+        assert_eq!(source, "received 2026-11-24T10:00:01Z");
+        assert_eq!(files[1].rows, 1);
     }
 
     #[test]

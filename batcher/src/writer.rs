@@ -10,7 +10,7 @@ use chrono::Utc;
 use event_model::{Event, FailedEvent};
 
 use crate::lake::{Lake, LakeError, hour_prefix};
-use crate::parquet_io::{ParquetError, ParquetSettings, partition_by_hour, write_events};
+use crate::parquet_io::{HourlyParquetWriter, ParquetError, ParquetSettings};
 
 /// What a run did, printed as its one-line summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,22 +95,20 @@ impl LakeWriter {
         let mut summary = Summary::default();
         let settings = self.settings;
         let (files, duplicates) = tokio::task::spawn_blocking(move || {
-            let (hours, duplicates) = partition_by_hour(events);
-            let mut files = Vec::with_capacity(hours.len());
-            for (hour, events) in hours {
-                let data = write_events(&events, settings)?;
-                files.push((hour, events.len(), data));
+            let mut writer = HourlyParquetWriter::new(settings);
+            for event in events {
+                writer.push(event)?;
             }
-            Ok::<_, ParquetError>((files, duplicates))
+            writer.finish()
         })
         .await
         .map_err(|e| LakeError::Remote(format!("encoder task: {e}")))??;
         summary.duplicates = duplicates as u64;
-        for (hour, rows, data) in files {
-            summary.bytes += data.len() as u64;
-            summary.events += rows as u64;
+        for file in files {
+            summary.bytes += file.data.len() as u64;
+            summary.events += file.rows as u64;
             summary.files += 1;
-            self.lake.put(&format!("{}{name}.parquet", hour_prefix(hour)), data).await?;
+            self.lake.put(&format!("{}{name}.parquet", hour_prefix(file.hour)), file.data).await?;
         }
         if !failed.is_empty()
             && let Some(sink) = &self.dead_letters

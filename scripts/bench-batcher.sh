@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Batcher core throughput: queue messages (stored events as JSON lines) → zstd Parquet, on one
+# core, against DuckDB's `COPY (SELECT * FROM read_json(...)) TO ... (FORMAT parquet)` and
+# pyarrow's JSON reader + Parquet writer on the same generated input, in the same run. Prints a
+# table and writes bench/RESULTS.md (batcher section). Run it with `make bench`.
+#
+# Every contender gets the contract's typed schema (DECIMAL(38,9) money, UTC timestamps), one
+# thread (taskset on CPU 0, and each tool's own thread setting), and zstd compression.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVENTS=${BENCH_BATCHER_EVENTS:-500000}
+RUNS=${BENCH_RUNS:-3}
+WORK=bench/work/batcher
+RESULTS=bench/RESULTS.md
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+bash scripts/python-env.sh >/dev/null
+PY=.venv/bin/python
+echo "bench: building release binaries"
+cargo build --release -q -p benchmarks
+CORE="$TARGET_DIR/release/batcher-core"
+
+rm -rf "$WORK" && mkdir -p "$WORK"
+echo "bench: generating $EVENTS events"
+"$CORE" generate "$EVENTS" "$WORK/events.jsonl"
+BYTES=$(stat -c %s "$WORK/events.jsonl")
+
+best() { sort -n | head -1; }
+
+run_ours() {
+  for _ in $(seq "$RUNS"); do
+    rm -rf "$WORK/ours"
+    taskset -c 0 "$CORE" convert "$WORK/events.jsonl" "$WORK/ours" | awk '{print $2}'
+  done | best
+}
+
+run_python() { # duckdb|pyarrow
+  for _ in $(seq "$RUNS"); do
+    rm -rf "$WORK/$1" && mkdir -p "$WORK/$1"
+    taskset -c 0 "$PY" - "$1" "$WORK/events.jsonl" "$WORK/$1" event-model/schema/bigquery-events.json <<'PY'
+import json, sys, time
+tool, source, out, schema_file = sys.argv[1:5]
+fields = json.load(open(schema_file))
+if tool == "duckdb":
+    import duckdb
+    types = {"STRING": "VARCHAR", "BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "NUMERIC": "DECIMAL(38,9)", "INTEGER": "BIGINT"}
+    columns = "{" + ", ".join(f"'{f['name']}': '{types[f['type']]}'" for f in fields) + "}"
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = false")
+    started = time.perf_counter()
+    con.execute(f"COPY (SELECT * FROM read_json('{source}', format='newline_delimited', columns={columns})) "
+                f"TO '{out}/events.parquet' (FORMAT parquet, COMPRESSION zstd)")
+    elapsed = time.perf_counter() - started
+else:
+    import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq, pyarrow.compute as pc
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    types = {"STRING": pa.string(), "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "NUMERIC": pa.decimal128(38, 9), "INTEGER": pa.int64()}
+    # pyarrow's JSON reader cannot read decimals from JSON strings: read them as strings, then cast.
+    read_schema = pa.schema([(f["name"], pa.string() if f["type"] == "NUMERIC" else types[f["type"]]) for f in fields])
+    started = time.perf_counter()
+    table = pj.read_json(source, read_options=pj.ReadOptions(use_threads=False, block_size=1 << 24),
+                         parse_options=pj.ParseOptions(explicit_schema=read_schema))
+    for f in fields:
+        if f["type"] == "NUMERIC":
+            i = table.schema.get_field_index(f["name"])
+            table = table.set_column(i, f["name"], pc.cast(table.column(i), pa.decimal128(38, 9)))
+    pq.write_table(table, f"{out}/events.parquet", compression="zstd")
+    elapsed = time.perf_counter() - started
+print(f"{elapsed:.3f}")
+PY
+  done | best
+}
+
+echo "bench: batcher core"
+OURS=$(run_ours)
+echo "bench: duckdb"
+DUCK=$(run_python duckdb)
+echo "bench: pyarrow"
+ARROW=$(run_python pyarrow)
+
+# The outputs must hold the same rows.
+ROWS=$("$PY" -c "
+import duckdb, sys
+for d in sys.argv[1:]:
+    print(duckdb.sql(f\"select count(*) from read_parquet('{d}/*.parquet')\").fetchall()[0][0])
+" "$WORK/ours" "$WORK/duckdb" "$WORK/pyarrow" | sort -u)
+[ "$(echo "$ROWS" | wc -l)" = 1 ] && [ "$ROWS" = "$EVENTS" ] || { echo "bench: row counts differ: $ROWS" >&2; exit 1; }
+
+rate() { python3 -c "print(round($EVENTS / $1))"; }
+ratio() { python3 -c "print(f'{$2 / $1:.2f}')"; }
+size() { du -sb "$1" | cut -f1; }
+TABLE=$(cat <<EOF
+| converter (1 core) | seconds (best of $RUNS) | events/s | Parquet bytes | ratio to DuckDB |
+|---|---:|---:|---:|---:|
+| clickstream batcher core | $OURS | $(rate "$OURS") | $(size "$WORK/ours") | **$(ratio "$OURS" "$DUCK")** |
+| DuckDB \`COPY … read_json … TO parquet\` | $DUCK | $(rate "$DUCK") | $(size "$WORK/duckdb") | 1.00 |
+| pyarrow \`json.read_json\` + \`parquet.write_table\` | $ARROW | $(rate "$ARROW") | $(size "$WORK/pyarrow") | $(ratio "$ARROW" "$DUCK") |
+EOF
+)
+echo
+echo "$TABLE"
+
+SECTION=$(cat <<EOF
+<!-- BEGIN batcher -->
+## Batcher core: JSON → Parquet (\`make bench\` → scripts/bench-batcher.sh)
+
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)); $EVENTS generated events, $BYTES bytes of JSON lines (the
+queue encoding), each converter pinned to CPU 0 with one thread, zstd, the contract's typed
+schema; best of $RUNS runs. Our core includes hour grouping and de-duplication by event_id; DuckDB
+($("$PY" -c 'import duckdb; print(duckdb.__version__)')) and pyarrow ($("$PY" -c 'import pyarrow; print(pyarrow.__version__)')) write one file. Target: ≥ 1.5× DuckDB's events/s.
+
+$TABLE
+<!-- END batcher -->
+EOF
+)
+python3 - "$RESULTS" "$SECTION" <<'PY'
+import re, sys, pathlib
+path, section = pathlib.Path(sys.argv[1]), sys.argv[2]
+text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by `make bench`; each section by its own script.\n"
+pattern = re.compile(r"<!-- BEGIN batcher -->.*?<!-- END batcher -->", re.S)
+text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+path.write_text(text)
+PY
+echo "bench: wrote $RESULTS"
