@@ -1,0 +1,212 @@
+{{ config(**incremental_partition_config('event_date', cluster_by=['event_type', 'session_id'])) }}
+
+{#-
+  Valid (and, with var exclude_bots, non-bot) events with identity and session.
+
+  Visitor: the event's own user_id, else the user stitched to its
+  anonymous_id (int_identities__stitched), else the anonymous_id.
+
+  Sessions are cut per device (device_key = anonymous_id, else user_id) in
+  event_time order. An event starts a new session when
+    - it is the device's first event, or
+    - more than var session_timeout_minutes (30) passed since the previous event, or
+    - it and the previous event both carry a client session_id and they differ.
+  Midnight UTC does NOT split a session: a session belongs to the day it
+  started (session_date) and may hold events of the next day.
+  session_id is the client session_id when it is present and consistent (one
+  client id across the session's events, not shared with another derived
+  session); otherwise it is '<device_key>-<session start, epoch seconds>'.
+
+  Incremental: rebuilds the late-data window's day partitions (var
+  late_data_lookback_days), reading var session_lookback_days more days
+  before it so sessions that started earlier keep their start and id.
+-#}
+
+{%- set timeout_seconds = var('session_timeout_minutes', 30) | int * 60 %}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_clickstream__events') }}
+    where is_valid
+      {% if var('exclude_bots') %}and not is_bot{% endif %}
+      {% if is_incremental() %}
+      and event_date >= {{ late_data_window_start(extra_days=var('session_lookback_days', 1)) }}
+      and event_date <= {{ late_data_window_end() }}
+      {% endif %}
+
+),
+
+identities as (
+
+    select * from {{ ref('int_identities__stitched') }}
+
+),
+
+identified as (
+
+    select
+        events.*,
+        coalesce(events.anonymous_id, events.user_id) as device_key,
+        coalesce(events.user_id, identities.stitched_user_id) as resolved_user_id
+    from events
+    left join identities
+        on events.anonymous_id = identities.anonymous_id
+
+),
+
+with_previous as (
+
+    select
+        *,
+        lag(event_at) over (
+            partition by device_key
+            order by event_at, received_at, event_id
+        ) as previous_event_at,
+        lag(client_session_id) over (
+            partition by device_key
+            order by event_at, received_at, event_id
+        ) as previous_client_session_id
+    from identified
+
+),
+
+session_starts as (
+
+    select
+        *,
+        case
+            when previous_event_at is null then 1
+            when {{ dbt.datediff('previous_event_at', 'event_at', 'second') }} > {{ timeout_seconds }} then 1
+            when client_session_id is not null
+                and previous_client_session_id is not null
+                and client_session_id <> previous_client_session_id then 1
+            else 0
+        end as is_session_start
+    from with_previous
+
+),
+
+numbered as (
+
+    select
+        *,
+        sum(is_session_start) over (
+            partition by device_key
+            order by event_at, received_at, event_id
+            rows between unbounded preceding and current row
+        ) as device_session_number
+    from session_starts
+
+),
+
+derived_sessions as (
+
+    select
+        device_key,
+        device_session_number,
+        min(event_at) as session_start_at,
+        min(client_session_id) as min_client_session_id,
+        max(client_session_id) as max_client_session_id
+    from numbered
+    group by device_key, device_session_number
+
+),
+
+client_id_usage as (
+
+    select
+        *,
+        count(*) over (partition by min_client_session_id) as derived_sessions_with_client_id
+    from derived_sessions
+
+),
+
+session_ids as (
+
+    select
+        device_key,
+        device_session_number,
+        session_start_at,
+        case
+            when min_client_session_id is not null
+                and min_client_session_id = max_client_session_id
+                and derived_sessions_with_client_id = 1
+                then min_client_session_id
+            else {{ dbt.concat(['device_key', "'-'", 'cast(' ~ epoch_seconds('session_start_at') ~ ' as ' ~ dbt.type_string() ~ ')']) }}
+        end as session_id,
+        (min_client_session_id is not null
+            and min_client_session_id = max_client_session_id
+            and derived_sessions_with_client_id = 1) as is_client_session_id
+    from client_id_usage
+
+),
+
+sessionized as (
+
+    select
+        numbered.*,
+        session_ids.session_id,
+        session_ids.session_start_at,
+        session_ids.is_client_session_id,
+        row_number() over (
+            partition by session_ids.session_id
+            order by numbered.event_at, numbered.received_at, numbered.event_id
+        ) as event_number_in_session
+    from numbered
+    inner join session_ids
+        on numbered.device_key = session_ids.device_key
+        and numbered.device_session_number = session_ids.device_session_number
+
+),
+
+final as (
+
+    select
+        event_id,
+        event_type,
+        event_name,
+        event_at,
+        event_date,
+        event_hour,
+        received_at,
+        anonymous_id,
+        user_id,
+        resolved_user_id,
+        device_key,
+        coalesce(resolved_user_id, device_key) as visitor_id,
+        client_session_id,
+        session_id,
+        is_client_session_id,
+        session_start_at,
+        cast(session_start_at as date) as session_date,
+        event_number_in_session,
+        {{ funnel_step_rank('event_type') }} as funnel_step_rank,
+        page_path,
+        page_referrer,
+        product_id,
+        category_code,
+        category_top,
+        brand,
+        price,
+        quantity,
+        order_id,
+        revenue,
+        coalesce(order_currency, currency) as currency,
+        search_query,
+        platform,
+        device_class,
+        browser,
+        os,
+        utm_source,
+        utm_medium,
+        utm_campaign
+    from sessionized
+    {% if is_incremental() %}
+    where event_date >= {{ late_data_window_start() }}
+    {% endif %}
+
+)
+
+select * from final

@@ -1,0 +1,165 @@
+{{ config(**incremental_partition_config('session_date', cluster_by=['channel', 'device_class'])) }}
+
+{#-
+  One row per session (see int_events__sessionized for the session rule).
+  A session belongs to the UTC day it started (session_date); midnight does
+  not split it. Sessions longer than var max_session_duration_hours are
+  quarantined: kept and flagged (is_quarantined), left out of the session
+  marts. Incremental: rebuilds the sessions that started in the late-data
+  window.
+-#}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events__sessionized') }}
+    {% if is_incremental() %}
+    where event_date >= {{ late_data_window_start() }}
+      and session_date >= {{ late_data_window_start() }}
+    {% endif %}
+
+),
+
+ordered_events as (
+
+    select
+        *,
+        row_number() over (
+            partition by session_id
+            order by event_at desc, received_at desc, event_id desc
+        ) as event_number_from_end
+    from events
+
+),
+
+first_events as (
+
+    select * from ordered_events
+    where event_number_in_session = 1
+
+),
+
+last_events as (
+
+    select * from ordered_events
+    where event_number_from_end = 1
+
+),
+
+landing_pages as (
+
+    select
+        session_id,
+        page_path as landing_page
+    from (
+        select
+            session_id,
+            page_path,
+            row_number() over (
+                partition by session_id
+                order by event_number_in_session
+            ) as page_number
+        from events
+        where page_path is not null
+    ) as pages
+    where page_number = 1
+
+),
+
+exit_pages as (
+
+    select
+        session_id,
+        page_path as exit_page
+    from (
+        select
+            session_id,
+            page_path,
+            row_number() over (
+                partition by session_id
+                order by event_number_in_session desc
+            ) as page_number_from_end
+        from events
+        where page_path is not null
+    ) as pages
+    where page_number_from_end = 1
+
+),
+
+session_metrics as (
+
+    select
+        session_id,
+        min(event_at) as session_start_at,
+        max(event_at) as session_end_at,
+        count(*) as events,
+        sum({{ flag("event_type = 'page_view'") }}) as page_views,
+        sum({{ flag("event_type = 'product_view'") }}) as product_views,
+        sum({{ flag("event_type = 'add_to_cart'") }}) as add_to_carts,
+        sum({{ flag("event_type = 'remove_from_cart'") }}) as cart_removals,
+        sum({{ flag("event_type = 'begin_checkout'") }}) as checkouts,
+        sum({{ flag("event_type = 'purchase'") }}) as purchase_events,
+        sum({{ flag("event_type = 'search'") }}) as searches,
+        count(distinct case when event_type = 'purchase' then order_id end) as orders,
+        coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue,
+        max(funnel_step_rank) as furthest_funnel_step_rank
+    from events
+    group by session_id
+
+),
+
+final as (
+
+    select
+        session_metrics.session_id,
+        first_events.is_client_session_id,
+        first_events.device_key,
+        first_events.anonymous_id,
+        last_events.visitor_id,
+        last_events.resolved_user_id as user_id,
+        session_metrics.session_start_at,
+        session_metrics.session_end_at,
+        cast(session_metrics.session_start_at as date) as session_date,
+        {{ dbt.datediff('session_metrics.session_start_at', 'session_metrics.session_end_at', 'second') }} as duration_seconds,
+        session_metrics.events,
+        session_metrics.page_views,
+        session_metrics.product_views,
+        session_metrics.add_to_carts,
+        session_metrics.cart_removals,
+        session_metrics.checkouts,
+        session_metrics.purchase_events,
+        session_metrics.searches,
+        session_metrics.orders,
+        session_metrics.revenue,
+        session_metrics.orders > 0 as has_purchase,
+        landing_pages.landing_page,
+        exit_pages.exit_page,
+        last_events.event_type as last_event_type,
+        last_events.event_name as last_event_name,
+        session_metrics.furthest_funnel_step_rank,
+        {{ funnel_step_name('session_metrics.furthest_funnel_step_rank') }} as furthest_funnel_step,
+        {{ channel_grouping('first_events.utm_source', 'first_events.utm_medium', 'first_events.page_referrer') }} as channel,
+        first_events.utm_source,
+        first_events.utm_medium,
+        first_events.utm_campaign,
+        first_events.page_referrer as referrer,
+        first_events.device_class,
+        first_events.platform,
+        first_events.browser,
+        first_events.os,
+        {{ dbt.datediff('session_metrics.session_start_at', 'session_metrics.session_end_at', 'second') }}
+            > {{ var('max_session_duration_hours', 24) | int * 3600 }} as is_quarantined
+    from session_metrics
+    inner join first_events
+        on session_metrics.session_id = first_events.session_id
+    inner join last_events
+        on session_metrics.session_id = last_events.session_id
+    left join landing_pages
+        on session_metrics.session_id = landing_pages.session_id
+    left join exit_pages
+        on session_metrics.session_id = exit_pages.session_id
+
+)
+
+select * from final
