@@ -14,6 +14,11 @@
 //! (which cannot read `gs://`) the same job configuration is sent with the files uploaded in the
 //! request (`uploadType=multipart`). Transient errors are retried with exponential backoff
 //! (`backon`). The file set of each loaded hour is recorded in `_load_state`.
+//!
+//! The `bqemulator` emulator rejects partition decorators, so against an emulator the loader
+//! replaces an hour with [`ReplaceStrategy::StagingTable`]: the same upload load job into a
+//! staging table, then `DELETE` the hour and `INSERT` the staging rows. Production uses the
+//! decorator, whose request shape the unit tests pin.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +46,18 @@ pub const PARTITION_COLUMN: &str = "event_time";
 /// The table recording each hour's loaded file set.
 pub const STATE_TABLE: &str = "_load_state";
 
+/// How an hour's partition is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplaceStrategy {
+    /// One load job into `table$YYYYMMDDHH` with WRITE_TRUNCATE: atomic, no query cost. The
+    /// production default.
+    PartitionDecorator,
+    /// A load job into a staging table, then one multi-statement transaction that deletes the
+    /// hour from the table and inserts the staging rows. For endpoints without partition
+    /// decorators (the bqemulator emulator rejects `table$…` ids).
+    StagingTable,
+}
+
 /// Where the table lives and how to reach BigQuery.
 #[derive(Clone, Debug)]
 pub struct BigQueryConfig {
@@ -56,6 +73,8 @@ pub struct BigQueryConfig {
     pub endpoint: Option<String>,
     /// The lake's `gs://bucket/prefix/` when the jobs read the objects directly.
     pub gcs_lake: Option<String>,
+    /// How each hour is replaced.
+    pub replace: ReplaceStrategy,
 }
 
 #[derive(Clone)]
@@ -107,13 +126,18 @@ pub fn table_definition(config: &BigQueryConfig) -> Value {
     })
 }
 
-/// The load job for one hour: the partition decorator, WRITE_TRUNCATE, field additions allowed.
+/// The load job for one hour: into the partition decorator (or the hour's staging table),
+/// WRITE_TRUNCATE, field additions allowed.
 pub fn load_job(config: &BigQueryConfig, hour: DateTime<Utc>, source_uris: Option<Vec<String>>) -> Value {
+    let destination = match config.replace {
+        ReplaceStrategy::PartitionDecorator => format!("{}${}", config.table, hour.format("%Y%m%d%H")),
+        ReplaceStrategy::StagingTable => staging_table(config, hour),
+    };
     let mut load = json!({
         "destinationTable": {
             "projectId": config.project,
             "datasetId": config.dataset,
-            "tableId": format!("{}${}", config.table, hour.format("%Y%m%d%H")),
+            "tableId": destination,
         },
         "sourceFormat": "PARQUET",
         "writeDisposition": "WRITE_TRUNCATE",
@@ -127,6 +151,15 @@ pub fn load_job(config: &BigQueryConfig, hour: DateTime<Utc>, source_uris: Optio
     if let Some(uris) = source_uris {
         load["sourceUris"] = json!(uris);
     }
+    if config.replace == ReplaceStrategy::StagingTable {
+        let fields = load.as_object_mut();
+        if let Some(fields) = fields {
+            fields.remove("schemaUpdateOptions");
+            fields.remove("timePartitioning");
+            fields.remove("clustering");
+        }
+        load["createDisposition"] = json!("CREATE_IF_NEEDED");
+    }
     let mut job = json!({
         "jobReference": {
             "projectId": config.project,
@@ -138,6 +171,11 @@ pub fn load_job(config: &BigQueryConfig, hour: DateTime<Utc>, source_uris: Optio
         job["jobReference"]["location"] = json!(location);
     }
     job
+}
+
+/// The staging table of one hour (StagingTable strategy).
+pub fn staging_table(config: &BigQueryConfig, hour: DateTime<Utc>) -> String {
+    format!("_staging_{}_{}", config.table, hour.format("%Y%m%d%H"))
 }
 
 fn uuid_like() -> String {
@@ -325,6 +363,16 @@ impl Warehouse for BigQueryWarehouse {
         let c = self.config.clone();
         let uris = c.gcs_lake.as_ref().map(|root| files.iter().map(|f| format!("{root}{}", f.path)).collect::<Vec<_>>());
         let job = load_job(&c, hour, uris.clone());
+        if c.replace == ReplaceStrategy::StagingTable {
+            let staging = staging_table(&c, hour);
+            let _ = self.client.table().delete(&c.project, &c.dataset, &staging).await;
+            let table: Table = serde_json::from_value(json!({
+                "tableReference": {"projectId": c.project, "datasetId": c.dataset, "tableId": staging},
+                "schema": {"fields": event_model::schema::bigquery_schema_json()},
+            }))
+            .map_err(|e| refused("staging table", e))?;
+            self.client.table().create(table).await.map_err(|e| refused("create staging table", e))?;
+        }
         if uris.is_some() {
             let typed: Job = serde_json::from_value(job.clone()).map_err(|e| refused("load job", e))?;
             let inserted = (|| async { self.client.job().insert(&c.project, typed.clone()).await })
@@ -338,6 +386,28 @@ impl Warehouse for BigQueryWarehouse {
             self.upload_job(&job, files).await?;
         }
         let start = hour.format("%Y-%m-%d %H:00:00+00").to_string();
+        if c.replace == ReplaceStrategy::StagingTable {
+            let staging = staging_table(&c, hour);
+            let columns: Vec<String> = event_model::schema::FIELDS.iter().map(|f| format!("`{}`", f.name)).collect();
+            let columns = columns.join(", ");
+            let hour_filter = format!(
+                "{PARTITION_COLUMN} >= TIMESTAMP('{start}') AND {PARTITION_COLUMN} < TIMESTAMP_ADD(TIMESTAMP('{start}'), INTERVAL 1 HOUR)"
+            );
+            self.query(format!("DELETE FROM `{p}.{d}.{t}` WHERE {hour_filter}", p = c.project, d = c.dataset, t = c.table))
+                .await?;
+            self.query(format!(
+                "INSERT INTO `{p}.{d}.{t}` ({columns}) SELECT {columns} FROM `{p}.{d}.{staging}` WHERE {hour_filter}",
+                p = c.project,
+                d = c.dataset,
+                t = c.table
+            ))
+            .await?;
+            self.client
+                .table()
+                .delete(&c.project, &c.dataset, &staging)
+                .await
+                .map_err(|e| refused("drop staging table", e))?;
+        }
         let rows = self
             .query(format!(
                 "SELECT COUNT(*) FROM `{}.{}.{}` WHERE {PARTITION_COLUMN} >= TIMESTAMP('{start}') \
@@ -375,6 +445,7 @@ mod tests {
             location: Some("EU".into()),
             endpoint: None,
             gcs_lake: gcs.map(str::to_owned),
+            replace: ReplaceStrategy::PartitionDecorator,
         }
     }
 

@@ -120,6 +120,12 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
                 location: args.bigquery_location.clone(),
                 endpoint: args.bigquery_endpoint.clone(),
                 gcs_lake: if args.bigquery_endpoint.is_some() { None } else { gcs_lake },
+                // Emulators reject partition decorators (see loader::bigquery).
+                replace: if args.bigquery_endpoint.is_some() {
+                    loader::bigquery::ReplaceStrategy::StagingTable
+                } else {
+                    loader::bigquery::ReplaceStrategy::PartitionDecorator
+                },
             };
             Box::new(BigQueryWarehouse::connect(config, lake).await?)
         }
