@@ -8,16 +8,17 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-sdk bench python-env fmt lint
+.PHONY: run test test-rust test-dbt test-deploy test-sdk bench python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
 	bash scripts/run-local.sh
 
-## test: every test suite — Rust (with the Pub/Sub emulator), dbt (DuckDB + BigQuery emulator), SDK (Chromium)
-test: test-rust test-dbt test-sdk
+## test: every test suite — Rust (Pub/Sub, GCS and BigQuery emulators, DuckDB), dbt (DuckDB +
+## BigQuery emulator), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium)
+test: test-rust test-dbt test-deploy test-sdk
 
-test-rust:
+test-rust: python-env
 	cargo test --workspace --all-targets
 
 python-env:
@@ -25,6 +26,10 @@ python-env:
 
 test-dbt: python-env
 	.venv/bin/python -m pytest tests/dbt -q -p no:cacheprovider
+
+test-deploy:
+	bash scripts/deploy-checks-env.sh
+	.venv-hcl/bin/python -m pytest tests/deploy -q -p no:cacheprovider
 
 test-sdk:
 	CLICKSTREAM_COLLECTOR_BIN="$(TARGET_DIR)/debug/clickstream-collector" bash storefront-sdk/scripts/test.sh
