@@ -30,7 +30,7 @@ def columns_of(con, relation, params=None):
 
 def load_hour(con, request):
     files, start, end = request["files"], request["start"], request["end"]
-    source = "SELECT * FROM read_parquet(?, union_by_name = true)"
+    source = "SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)"
     table = columns_of(con, "raw.events")
     incoming = columns_of(con, source, [files])
     for name, kind in incoming.items():

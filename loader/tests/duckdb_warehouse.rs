@@ -117,6 +117,9 @@ async fn hours_load_once_reload_without_duplicates_and_late_files_reload_only_th
     assert_eq!(s.count_by_hour(), [("10".to_owned(), 35), ("11".to_owned(), 20)]);
     let state = s.query("select count(*) from raw._load_state");
     assert_eq!(state[0][0], 2);
+    // The lake's dt=/hour= folder names are not columns.
+    let folders = s.query("select count(*) from information_schema.columns where table_name = 'events' and column_name in ('dt', 'hour')");
+    assert_eq!(folders[0][0], 0);
 }
 
 #[tokio::test]
