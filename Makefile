@@ -8,7 +8,7 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-deploy test-sdk bench python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-deploy test-sdk bench python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
@@ -16,7 +16,7 @@ run:
 
 ## test: every test suite — Rust (Pub/Sub, GCS and BigQuery emulators, DuckDB), dbt (DuckDB +
 ## BigQuery emulator), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium)
-test: test-rust test-dbt test-deploy test-sdk
+test: test-rust test-dbt test-e2e test-deploy test-sdk
 
 test-rust: python-env
 	cargo test --workspace --all-targets
@@ -26,6 +26,10 @@ python-env:
 
 test-dbt: python-env
 	.venv/bin/python -m pytest tests/dbt -q -p no:cacheprovider
+
+test-e2e: python-env
+	cargo build --workspace --bins
+	.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
 
 test-deploy:
 	bash scripts/deploy-checks-env.sh
