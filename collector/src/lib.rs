@@ -6,6 +6,7 @@
 //! * [`enrich`] — server time, clock-skew correction, IP truncation, user-agent parsing;
 //! * [`error`] — the error enum whose `IntoResponse` decides every status;
 //! * [`state`] — the shared state holding the sink as a trait object;
+//! * [`segment`] — Segment-compatible routes mapped onto the same contract and path;
 //! * [`server`] — the HTTP server with header timeouts and graceful shutdown;
 //! * [`metrics`] — Prometheus metrics.
 //!
@@ -16,6 +17,7 @@ pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod metrics;
+pub mod segment;
 pub mod server;
 pub mod state;
 
@@ -88,6 +90,11 @@ async fn record_request(request: Request, next: Next) -> Response {
 pub fn app(state: AppState, http: &HttpSettings) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(api::post_events))
+        .route("/v1/track", post(segment::track))
+        .route("/v1/page", post(segment::page))
+        .route("/v1/screen", post(segment::screen))
+        .route("/v1/identify", post(segment::identify))
+        .route("/v1/batch", post(segment::batch))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout));
     let ingest = match cors(&http.cors_origins) {
         Some(cors) => ingest.layer(cors),
