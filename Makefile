@@ -8,15 +8,16 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-deploy test-sdk bench python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk bench python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
 	bash scripts/run-local.sh
 
 ## test: every test suite — Rust (Pub/Sub, GCS and BigQuery emulators, DuckDB), dbt (DuckDB +
-## BigQuery emulator), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium)
-test: test-rust test-dbt test-e2e test-deploy test-sdk
+## BigQuery emulator), the whole local chain against the simulator's truth, the dashboard
+## (API + Chromium), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium)
+test: test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk
 
 test-rust: python-env
 	cargo test --workspace --all-targets
@@ -30,6 +31,9 @@ test-dbt: python-env
 test-e2e: python-env
 	cargo build --workspace --bins
 	.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+test-dashboard:
+	bash dashboard/scripts/test.sh
 
 test-deploy:
 	bash scripts/deploy-checks-env.sh
