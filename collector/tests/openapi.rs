@@ -29,9 +29,10 @@ fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
     }
 }
 
-/// Status → response examples of `POST /v1/events`.
-fn response_examples(spec: &Value) -> Vec<(StatusCode, String, Value)> {
-    let responses = spec.pointer("/paths/~1v1~1events/post/responses").unwrap().as_object().unwrap();
+/// Status → response examples of `POST {path}`.
+fn response_examples(spec: &Value, path: &str) -> Vec<(StatusCode, String, Value)> {
+    let pointer = format!("/paths/{}/post/responses", path.replace('/', "~1"));
+    let responses = spec.pointer(&pointer).unwrap().as_object().unwrap();
     let mut found = Vec::new();
     for (status, response) in responses {
         let response = resolve(spec, response);
@@ -63,14 +64,24 @@ fn error_summary(body: &Value) -> BTreeSet<(Option<u64>, String, String)> {
 #[tokio::test]
 async fn every_request_example_gets_its_documented_status_and_outcome() {
     let spec = spec();
+    let paths: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| item.pointer("/post/requestBody/content/application~1json/examples").is_some())
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert!(paths.len() >= 6, "the ingestion and Segment routes all show examples: {paths:?}");
+    let mut checked = 0;
+    for path in &paths {
     let requests = spec
-        .pointer("/paths/~1v1~1events/post/requestBody/content/application~1json/examples")
+        .pointer(&format!("/paths/{}/post/requestBody/content/application~1json/examples", path.replace('/', "~1")))
         .unwrap()
         .as_object()
         .unwrap();
-    let responses = response_examples(&spec);
-    assert!(requests.len() >= 5, "the spec should show the main cases");
+    let responses = response_examples(&spec, path);
     for (name, example) in requests {
+        checked += 1;
         let matching: Vec<_> = responses.iter().filter(|(_, n, _)| n == name).collect();
         assert_eq!(matching.len(), 1, "request example {name} needs exactly one response example of the same name");
         let (status, _, expected) = matching[0];
@@ -80,8 +91,13 @@ async fn every_request_example_gets_its_documented_status_and_outcome() {
             body["events"] = Value::Array(vec![first; repeat as usize]);
         }
         let app = TestApp::spool();
-        let answer = app.post(body).await;
-        assert_eq!(answer.status, *status, "example {name}: {}", answer.json);
+        let request = axum::http::Request::post(path.as_str())
+            .header("content-type", "application/json")
+            .header("x-write-key", common::KEY)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let answer = app.send(request).await;
+        assert_eq!(answer.status, *status, "{path} example {name}: {}", answer.json);
         if let Some(accepted) = expected.get("accepted") {
             assert_eq!(&answer.json["accepted"], accepted, "example {name}");
             let ids = expected["event_ids"].as_array().unwrap();
@@ -92,6 +108,8 @@ async fn every_request_example_gets_its_documented_status_and_outcome() {
         }
         assert_eq!(error_summary(&answer.json), error_summary(expected), "example {name}");
     }
+    }
+    assert!(checked >= 12, "only {checked} examples were checked");
 }
 
 #[test]
