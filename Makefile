@@ -8,7 +8,7 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk bench python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
@@ -16,8 +16,9 @@ run:
 
 ## test: every test suite — Rust (Pub/Sub, GCS and BigQuery emulators, DuckDB), dbt (DuckDB +
 ## BigQuery emulator), the whole local chain against the simulator's truth, the dashboard
-## (API + Chromium), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium)
-test: test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk
+## (API + Chromium), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium),
+## independent clients (analytics-node, a generated OpenAPI client, schemathesis)
+test: test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients
 
 test-rust: python-env
 	cargo test --workspace --all-targets
@@ -41,6 +42,9 @@ test-deploy:
 
 test-sdk:
 	CLICKSTREAM_COLLECTOR_BIN="$(TARGET_DIR)/debug/clickstream-collector" bash storefront-sdk/scripts/test.sh
+
+test-clients:
+	CLICKSTREAM_COLLECTOR_BIN="$(TARGET_DIR)/debug/clickstream-collector" bash tests/clients/test.sh
 
 ## bench: load and throughput benchmarks; prints tables and writes bench/RESULTS.md
 bench:

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 _pyenv_repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_pyenv_req="${_pyenv_repo_root}/requirements-dev.txt"
+_pyenv_req="${REQUIREMENTS:-${_pyenv_repo_root}/requirements-dev.txt}"
 _pyenv_venv="${VENV_DIR:-${_pyenv_repo_root}/.venv}"
 _pyenv_stamp="${_pyenv_venv}/.requirements-dev.sha256"
 
@@ -38,7 +38,7 @@ _pyenv_want="$(_pyenv_hash)"
 if [[ -f "${_pyenv_stamp}" && "$(cat "${_pyenv_stamp}")" == "${_pyenv_want}" ]]; then
   echo "python-env: ${_pyenv_venv} is up to date with requirements-dev.txt"
 else
-  echo "python-env: installing requirements-dev.txt into ${_pyenv_venv}"
+  echo "python-env: installing $(basename "${_pyenv_req}") into ${_pyenv_venv}"
   "${_pyenv_venv}/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
   "${_pyenv_venv}/bin/python" -m pip install --disable-pip-version-check --quiet -r "${_pyenv_req}"
   _pyenv_hash > "${_pyenv_stamp}"

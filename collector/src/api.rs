@@ -44,13 +44,19 @@ pub struct IngestResponse {
 }
 
 /// Resolves the request's write key to its source id.
+///
+/// The key may come as the `X-Write-Key` header or the HTTP Basic username. Every credential
+/// presented must be valid: a request with a good header key and a bad `Authorization` is
+/// refused, so a misconfigured client learns about it instead of working by accident.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let key = headers
-        .get(WRITE_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| basic_username(headers));
-    key.and_then(|key| state.source_for(&key)).ok_or(ApiError::Unauthorized)
+    let header_key = headers.get(WRITE_KEY_HEADER).map(|v| v.to_str().ok().map(str::to_owned));
+    let basic_key = headers.get(header::AUTHORIZATION).map(|_| basic_username(headers));
+    let mut source = None;
+    for presented in [header_key, basic_key].into_iter().flatten() {
+        let found = presented.and_then(|key| state.source_for(&key)).ok_or(ApiError::Unauthorized)?;
+        source.get_or_insert(found);
+    }
+    source.ok_or(ApiError::Unauthorized)
 }
 
 fn basic_username(headers: &HeaderMap) -> Option<String> {

@@ -19,7 +19,10 @@
 //! | `identify` | `custom` event `identify` linking `anonymousId` and `userId`; traits in `properties` |
 //! | `context.userAgent`, `locale`, `app`, `screen`, `library`, `campaign`, `page`, `device.type`/`os.name` | the contract's context, page and platform |
 //!
-//! Properties that have no column stay in `properties`. Limits are Segment's: 32 KB per message,
+//! Properties that have no column stay in `properties`. Segment accepts any properties, so a
+//! value the contract refuses is kept under `properties.unmapped` instead of costing the
+//! message, and an e-commerce event missing what its type requires becomes a `custom` event
+//! (see [`repair`]). Limits are Segment's: 32 KB per message,
 //! 500 KB per batch. The write key comes as the Basic-auth username (as Segment's libraries
 //! send it), the `X-Write-Key` header, or the payload's `writeKey` field.
 
@@ -259,6 +262,49 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     Ok(events.into_iter().map(Value::Object).collect())
 }
 
+/// Segment accepts any properties, so a mapped value the contract refuses (a price that is not a
+/// number, a bad currency code, an over-long locale) must not cost the message: the value moves
+/// to `properties.unmapped` under its field path, and an e-commerce event missing what its type
+/// requires (a product id, an order id) is kept as a `custom` event with the Segment name. Only
+/// what no mapping can fix (no anonymousId or userId at all) is rejected.
+fn repair(mut event: Value, segment_name: &str, limits: &event_model::Limits) -> Value {
+    for _ in 0..4 {
+        let Err(errors) = event_model::tracker::parse_event(&event.to_string(), limits) else {
+            return event;
+        };
+        let mut changed = false;
+        for error in errors {
+            let path: Vec<&str> = error.field.split('.').collect();
+            let requirement = error.code == "required" && error.field != "anonymous_id";
+            if requirement {
+                if event["event_type"] != "custom" {
+                    event["event_type"] = Value::from("custom");
+                    event["event_name"] = Value::from(segment_name.chars().filter(|c| !c.is_control()).take(128).collect::<String>());
+                    changed = true;
+                }
+                continue;
+            }
+            if path.len() < 2 || matches!(path[0], "event" | "event_type" | "anonymous_id" | "user_id" | "body") {
+                continue;
+            }
+            let Some(parent) = event.pointer_mut(&format!("/{}", path[..path.len() - 1].join("/"))) else { continue };
+            let Some(removed) = parent.as_object_mut().and_then(|o| o.remove(path[path.len() - 1])) else { continue };
+            let properties = event.as_object_mut().map(|o| o.entry("properties").or_insert_with(|| json!({})));
+            if let Some(Value::Object(properties)) = properties {
+                let unmapped = properties.entry("unmapped").or_insert_with(|| json!({}));
+                if let Some(unmapped) = unmapped.as_object_mut() {
+                    unmapped.insert(error.field.clone(), removed);
+                }
+            }
+            changed = true;
+        }
+        if !changed {
+            return event;
+        }
+    }
+    event
+}
+
 fn strip_nulls(map: &mut Map<String, Value>) {
     map.retain(|_, v| !v.is_null());
     for value in map.values_mut() {
@@ -287,13 +333,15 @@ pub async fn handle(
         message: format!("the body is not JSON: {e}"),
         errors: vec![IndexedFieldError::new(None, FieldError::new("body", "malformed", e.to_string()))],
     })?;
-    let source_id = match authenticate(&state, &headers) {
-        Ok(source) => source,
-        Err(_) => payload
+    let presents_header = headers.contains_key(crate::api::WRITE_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);
+    let source_id = if presents_header {
+        authenticate(&state, &headers)?
+    } else {
+        payload
             .get("writeKey")
             .and_then(Value::as_str)
             .and_then(|key| state.source_for(key))
-            .ok_or(ApiError::Unauthorized)?,
+            .ok_or(ApiError::Unauthorized)?
     };
     let messages: Vec<Value> = match call {
         Call::Batch => payload
@@ -322,8 +370,9 @@ pub async fn handle(
         }
         match map_message(message, call, &source_id) {
             Ok(events) => {
+                let name = message.get("event").and_then(text).unwrap_or_else(|| "segment".into());
                 for event in events {
-                    let outcome = event_model::tracker::parse_event(&event.to_string(), &limits);
+                    let outcome = event_model::tracker::parse_event(&repair(event, &name, &limits).to_string(), &limits);
                     items.push(BatchItem { raw: raw.clone(), outcome });
                 }
             }
@@ -429,6 +478,21 @@ mod tests {
         assert_eq!(events[0]["event_name"], "identify");
         assert_eq!(events[0]["user_id"], "u");
         assert_eq!(events[0]["anonymous_id"], "a");
+    }
+
+    #[test]
+    fn values_the_contract_refuses_are_kept_in_properties_and_incomplete_events_become_custom() {
+        let limits = event_model::Limits::default();
+        let message = json!({"event": "Product Viewed", "anonymousId": "a", "properties": {"product_id": "p", "price": "cheap", "currency": "euros"}});
+        let event = repair(map_message(&message, Call::Track, "s").unwrap().remove(0), "Product Viewed", &limits);
+        assert_eq!(event["event_type"], "product_view");
+        assert_eq!(event["properties"]["unmapped"]["product.price"], "cheap");
+        assert!(event_model::tracker::parse_event(&event.to_string(), &limits).is_ok());
+        let message = json!({"event": "Order Completed", "userId": "u", "properties": {"currency": "EUR"}});
+        let event = repair(map_message(&message, Call::Track, "s").unwrap().remove(0), "Order Completed", &limits);
+        assert_eq!(event["event_type"], "custom");
+        assert_eq!(event["event_name"], "Order Completed");
+        assert!(event_model::tracker::parse_event(&event.to_string(), &limits).is_ok());
     }
 
     #[test]

@@ -100,6 +100,28 @@ async fn it_refuses_unknown_write_keys_and_publishes_nothing() {
 }
 
 #[tokio::test]
+async fn every_presented_credential_must_be_valid() {
+    let app = TestApp::spool();
+    let bad_basic = format!("Basic {}", base64_encode("wrong:"));
+    let answer = app
+        .send(post_request(
+            page_view(&uuid()).to_string().into_bytes(),
+            &[("x-write-key", KEY), ("authorization", &bad_basic)],
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let good_basic = format!("Basic {}", base64_encode(&format!("{KEY}:")));
+    let answer = app
+        .send(post_request(
+            page_view(&uuid()).to_string().into_bytes(),
+            &[("x-write-key", "wrong"), ("authorization", &good_basic)],
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(app.stored().await.0.is_empty());
+}
+
+#[tokio::test]
 async fn it_accepts_the_write_key_as_the_basic_auth_username() {
     let app = TestApp::spool();
     // base64("test-write-key:")

