@@ -11,6 +11,8 @@ export CLICKSTREAM_COLLECTOR_BIN="${CLICKSTREAM_COLLECTOR_BIN:-${CARGO_TARGET_DI
 
 echo "== npm ci"
 npm ci --no-audit --no-fund --silent
+echo "== lint the OpenAPI document (Redocly's recommended rules)"
+npm run --silent lint
 echo "== generate the client types from the OpenAPI document"
 npm run --silent generate
 echo "== analytics-node and the generated client"
