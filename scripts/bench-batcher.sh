@@ -116,12 +116,5 @@ $TABLE
 <!-- END batcher -->
 EOF
 )
-python3 - "$RESULTS" "$SECTION" <<'PY'
-import re, sys, pathlib
-path, section = pathlib.Path(sys.argv[1]), sys.argv[2]
-text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by `make bench`; each section by its own script.\n"
-pattern = re.compile(r"<!-- BEGIN batcher -->.*?<!-- END batcher -->", re.S)
-text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-path.write_text(text)
-PY
+python3 scripts/bench-results.py "$RESULTS" batcher "$SECTION"
 echo "bench: wrote $RESULTS"
