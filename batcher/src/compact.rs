@@ -26,6 +26,9 @@ pub struct Manifest {
     pub inputs: Vec<String>,
     /// Rows in the compacted file.
     pub rows: u64,
+    /// Bytes of the compacted file.
+    #[serde(default)]
+    pub bytes: u64,
     /// Duplicates removed while merging.
     pub duplicates_removed: u64,
     /// When compaction ran.
@@ -95,12 +98,14 @@ pub async fn compact_hour(lake: &dyn Lake, hour: DateTime<Utc>, settings: Parque
     .await
     .map_err(|e| LakeError::Remote(e.to_string()))?
     .map_err(|source| CompactError::Parquet { path: file.clone(), source })?;
+    let bytes = data.len() as u64;
     lake.put(&file, data).await?;
     let manifest = Manifest {
         hour: hour.to_rfc3339(),
         file: file.clone(),
         inputs: inputs.clone(),
         rows: rows as u64,
+        bytes,
         duplicates_removed: duplicates as u64,
         compacted_at: Utc::now().to_rfc3339(),
     };

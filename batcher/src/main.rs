@@ -220,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 if let Some(manifest) = batcher::compact::compact_hour(lake.as_ref(), hour, settings).await? {
                     compacted += 1;
                     summary.events += manifest.rows;
+                    summary.bytes += manifest.bytes;
                     summary.files += 1;
                     summary.duplicates += manifest.duplicates_removed;
                 }

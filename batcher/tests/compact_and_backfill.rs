@@ -37,6 +37,7 @@ async fn compaction_merges_an_hour_into_one_file_and_is_idempotent() {
     assert_eq!(manifest.inputs.len(), 3);
     assert_eq!(manifest.rows, 30);
     assert_eq!(manifest.duplicates_removed, 5);
+    assert!(manifest.bytes > 0);
     let files = lake_contents(&lake).await;
     assert_eq!(files.len(), 1, "{files:?}");
     let (path, merged) = files.into_iter().next().unwrap();
