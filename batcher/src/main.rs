@@ -33,8 +33,9 @@ struct Cli {
     #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = 3)]
     zstd_level: i32,
 
-    /// Most rows per Parquet row group.
-    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ROW_GROUP_ROWS", default_value_t = 131_072)]
+    /// Most rows per Parquet row group. The writer holds an open row group in memory (about 1 KB
+    /// per event), per hour being written.
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ROW_GROUP_ROWS", default_value_t = 32_768)]
     row_group_rows: usize,
 
     /// Serve Prometheus metrics on this address while running (e.g. 127.0.0.1:9102).

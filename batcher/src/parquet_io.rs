@@ -5,7 +5,7 @@
 //! rows are sorted by `event_time`. The `event_model` schema version is stored in the file's
 //! key-value metadata.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -14,10 +14,12 @@ use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use event_model::Event;
+use event_model::columns::{ColumnBuilders, EVENT_TIME, StoredRow};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 /// Writer settings.
 #[derive(Clone, Copy, Debug)]
@@ -29,8 +31,10 @@ pub struct ParquetSettings {
 }
 
 impl Default for ParquetSettings {
+    /// Row groups of 32Ki rows: the Parquet writer holds a row group in memory until it closes,
+    /// about 1 KB per event for this schema, so this keeps an open hour near 32 MB.
     fn default() -> Self {
-        Self { zstd_level: 3, row_group_rows: 128 * 1024 }
+        Self { zstd_level: 3, row_group_rows: 32 * 1024 }
     }
 }
 
@@ -45,29 +49,50 @@ pub enum ParquetError {
     Parquet(#[from] parquet::errors::ParquetError),
 }
 
+const HOUR_MICROS: i64 = 3_600_000_000;
+
 /// The UTC hour an event belongs to (the hour of its corrected `event_time`).
 pub fn hour_of(event: &Event) -> DateTime<Utc> {
     event.event_time.duration_trunc(TimeDelta::hours(1)).unwrap_or(event.event_time)
 }
 
 /// Rows buffered per hour before they are sorted by `event_time` and handed to the Parquet
-/// encoder; bounds memory to this many decoded events per open hour.
+/// encoder; bounds memory to this many decoded rows per open hour.
 const CHUNK_ROWS: usize = 16 * 1024;
+
+/// The event ids already in one file. Canonical (lower-case, hyphenated) UUIDs — what the
+/// collector writes — are kept as 128-bit numbers; any other id as its text.
+#[derive(Default)]
+struct SeenIds {
+    uuids: foldhash::HashSet<u128>,
+    other: foldhash::HashSet<Box<str>>,
+}
+
+impl SeenIds {
+    /// False when `id` was seen before.
+    fn insert(&mut self, id: &str) -> bool {
+        let canonical = id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase());
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) if canonical => self.uuids.insert(uuid.as_u128()),
+            _ => self.other.insert(id.into()),
+        }
+    }
+}
 
 struct HourFile {
     writer: ArrowWriter<Vec<u8>>,
-    pending: Vec<Event>,
-    seen: HashSet<String>,
+    pending: ColumnBuilders,
+    seen: SeenIds,
     rows: usize,
 }
 
 /// Streams events into one Parquet file per hour of `event_time`, removing duplicate
-/// `event_id`s within each file (the first copy in queue order is kept). Memory stays bounded by
-/// [`CHUNK_ROWS`] decoded events plus the encoded row group per open hour, however many events
-/// pass through; rows are sorted by `event_time` within each chunk.
+/// `event_id`s within each file (the first copy in queue order is kept). Memory per open hour
+/// stays bounded by [`CHUNK_ROWS`] decoded rows, the open row group and 16 bytes per event id,
+/// however many events pass through; rows are sorted by `event_time` within each chunk.
 pub struct HourlyParquetWriter {
     settings: ParquetSettings,
-    hours: BTreeMap<DateTime<Utc>, HourFile>,
+    hours: BTreeMap<i64, HourFile>,
     duplicates: usize,
 }
 
@@ -89,22 +114,27 @@ impl HourlyParquetWriter {
     }
 
     /// Adds one event.
-    pub fn push(&mut self, event: Event) -> Result<(), ParquetError> {
-        let hour = hour_of(&event);
+    pub fn push(&mut self, event: &Event) -> Result<(), ParquetError> {
+        self.push_row(&StoredRow::from_event(event))
+    }
+
+    /// Adds one decoded queue message ([`StoredRow::parse`]).
+    pub fn push_row(&mut self, row: &StoredRow<'_>) -> Result<(), ParquetError> {
+        let hour = row.event_time_micros().div_euclid(HOUR_MICROS);
         let file = match self.hours.entry(hour) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => entry.insert(HourFile {
                 writer: ArrowWriter::try_new(Vec::new(), event_model::schema::arrow_schema(), Some(properties(self.settings)))?,
-                pending: Vec::with_capacity(1024),
-                seen: HashSet::new(),
+                pending: ColumnBuilders::with_capacity(1024),
+                seen: SeenIds::default(),
                 rows: 0,
             }),
         };
-        if !file.seen.insert(event.event_id.clone()) {
+        if !file.seen.insert(row.event_id()) {
             self.duplicates += 1;
             return Ok(());
         }
-        file.pending.push(event);
+        file.pending.append(row);
         if file.pending.len() >= CHUNK_ROWS {
             flush_chunk(file)?;
         }
@@ -122,6 +152,8 @@ impl HourlyParquetWriter {
         for (hour, mut file) in self.hours {
             flush_chunk(&mut file)?;
             let data = file.writer.into_inner()?;
+            let hour = DateTime::from_timestamp_micros(hour * HOUR_MICROS)
+                .ok_or_else(|| arrow::error::ArrowError::ComputeError(format!("hour {hour} is out of range")))?;
             files.push(HourFileBytes { hour, rows: file.rows, data: Bytes::from(data) });
         }
         Ok((files, self.duplicates))
@@ -132,20 +164,53 @@ fn flush_chunk(file: &mut HourFile) -> Result<(), ParquetError> {
     if file.pending.is_empty() {
         return Ok(());
     }
-    file.pending.sort_by(|a, b| a.event_time.cmp(&b.event_time));
-    let batch = event_model::schema::to_record_batch(&file.pending)?;
+    let batch = sorted_by_event_time(file.pending.finish()?)?;
     file.writer.write(&batch)?;
-    file.rows += file.pending.len();
-    file.pending.clear();
+    file.rows += batch.num_rows();
     Ok(())
 }
 
+/// `batch` in `event_time` order, keeping queue order among equal times; untouched when already
+/// in order (the usual case: the queue is roughly in time order).
+fn sorted_by_event_time(batch: RecordBatch) -> Result<RecordBatch, ParquetError> {
+    let times = batch.column(EVENT_TIME).as_primitive::<TimestampMicrosecondType>().values();
+    if times.windows(2).all(|pair| pair[0] <= pair[1]) {
+        return Ok(batch);
+    }
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by_key(|&row| times[row as usize]);
+    Ok(take_record_batch(&batch, &arrow::array::UInt32Array::from(order))?)
+}
+
+/// Columns written without a dictionary: unique per event (the id and the µs timestamps) or
+/// nearly so (visitor, session and order ids, full URLs, free text). Building a dictionary for
+/// them costs a hash-table insert per value and is abandoned once it outgrows its page anyway;
+/// zstd still compresses what repeats. Every other column is dictionary-encoded.
+pub const PLAIN_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_time",
+    "client_event_time",
+    "sent_at",
+    "received_at",
+    "anonymous_id",
+    "user_id",
+    "session_id",
+    "page_url",
+    "page_referrer",
+    "order_id",
+    "search_query",
+    "properties",
+];
+
 fn properties(settings: ParquetSettings) -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level).unwrap_or_default()))
         .set_max_row_group_row_count(Some(settings.row_group_rows))
-        .set_created_by(format!("clickstream-batcher {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("clickstream-batcher {}", env!("CARGO_PKG_VERSION")));
+    for column in PLAIN_COLUMNS {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    builder.build()
 }
 
 /// Encodes record batches (with the contract's schema) as one Parquet file.
@@ -261,7 +326,7 @@ mod tests {
         ];
         let mut writer = HourlyParquetWriter::new(ParquetSettings::default());
         for event in events {
-            writer.push(event).unwrap();
+            writer.push(&event).unwrap();
         }
         let (files, duplicates) = writer.finish().unwrap();
         assert_eq!(duplicates, 1);

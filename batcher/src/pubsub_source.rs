@@ -15,7 +15,7 @@ use google_cloud_pubsub::subscriber::handler::Handler;
 use queue::pubsub::PubSubConfig;
 
 use crate::spool_source::RunBounds;
-use crate::writer::{LakeWriter, Summary, WriteError, decode};
+use crate::writer::{LakeWriter, Summary, WriteError};
 
 /// Settings of the Pub/Sub source.
 #[derive(Clone, Debug)]
@@ -119,17 +119,17 @@ async fn flush(
     if held.is_empty() {
         return Ok(());
     }
-    let mut events = Vec::with_capacity(held.len());
-    let mut failed = Vec::new();
-    for (data, message_id, _) in held.iter() {
-        match decode(data, &format!("pub/sub message {message_id}")) {
-            Ok(event) => events.push(event),
-            Err(failure) => failed.push(failure),
-        }
+    let mut messages = Vec::with_capacity(held.len());
+    let mut ids = Vec::with_capacity(held.len());
+    let mut handlers = Vec::with_capacity(held.len());
+    for (data, message_id, handler) in held.drain(..) {
+        messages.push(data);
+        ids.push(message_id);
+        handlers.push(handler);
     }
     let name = format!("pubsub-{}", uuid::Uuid::now_v7().simple());
-    let written = writer.write(&name, events, failed).await?;
-    for (_, _, handler) in held.drain(..) {
+    let written = writer.write_messages(&name, messages, move |i| format!("pub/sub message {}", ids[i])).await?;
+    for handler in handlers {
         handler.ack();
     }
     summary.add(written);

@@ -13,7 +13,7 @@ use event_model::FailedEvent;
 use queue::spool::{EVENTS_STREAM, FAILED_STREAM, SpoolReader, stream_dir};
 
 use crate::lake::LakeError;
-use crate::writer::{LakeWriter, Summary, WriteError, decode, undecodable};
+use crate::writer::{LakeWriter, Summary, WriteError, undecodable};
 
 /// When a drain stops.
 #[derive(Clone, Copy, Debug)]
@@ -83,15 +83,8 @@ async fn drain_stream(
                 .collect();
             writer.write(&format!("collector-{:020}", segment.id()), Vec::new(), failures).await?
         } else {
-            let mut events = Vec::with_capacity(records.len());
-            let mut failed = Vec::new();
-            for record in &records {
-                match decode(record, &format!("spool segment {}", segment.id())) {
-                    Ok(event) => events.push(event),
-                    Err(failure) => failed.push(failure),
-                }
-            }
-            writer.write(&format!("spool-{:020}", segment.id()), events, failed).await?
+            let id = segment.id();
+            writer.write_messages(&format!("spool-{id:020}"), records, move |_| format!("spool segment {id}")).await?
         };
         segment.mark_done()?;
         metrics::counter!("clickstream_batcher_segments_done_total").increment(1);

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::Utc;
+use event_model::columns::StoredRow;
 use event_model::{Event, FailedEvent};
 
 use crate::lake::{Lake, LakeError, hour_prefix};
@@ -92,14 +93,47 @@ impl LakeWriter {
     /// event_id per file) and `failed` as `dead-letter/dt=<today>/<name>.jsonl`. The same name
     /// and input always give the same objects, so a retried flush overwrites.
     pub async fn write(&self, name: &str, events: Vec<Event>, failed: Vec<FailedEvent>) -> Result<Summary, WriteError> {
-        let mut summary = Summary::default();
-        let settings = self.settings;
-        let (files, duplicates) = tokio::task::spawn_blocking(move || {
-            let mut writer = HourlyParquetWriter::new(settings);
-            for event in events {
+        self.encode_and_store(name, move |writer| {
+            for event in &events {
                 writer.push(event)?;
             }
-            writer.finish()
+            Ok(failed)
+        })
+        .await
+    }
+
+    /// Like [`write`](Self::write) for queue messages: each is decoded straight into Parquet
+    /// columns ([`StoredRow::parse`]); one that does not decode is dead-lettered with the reason
+    /// and `origin(its index)`, which names where it came from.
+    pub async fn write_messages<M, O>(&self, name: &str, messages: Vec<M>, origin: O) -> Result<Summary, WriteError>
+    where
+        M: AsRef<[u8]> + Send + 'static,
+        O: Fn(usize) -> String + Send + 'static,
+    {
+        self.encode_and_store(name, move |writer| {
+            let mut failed = Vec::new();
+            for (index, message) in messages.iter().enumerate() {
+                match StoredRow::parse(message.as_ref()) {
+                    Ok(row) => writer.push_row(&row)?,
+                    Err(error) => failed.push(undecodable(message.as_ref(), &origin(index), &error)),
+                }
+            }
+            Ok(failed)
+        })
+        .await
+    }
+
+    async fn encode_and_store<F>(&self, name: &str, fill: F) -> Result<Summary, WriteError>
+    where
+        F: FnOnce(&mut HourlyParquetWriter) -> Result<Vec<FailedEvent>, ParquetError> + Send + 'static,
+    {
+        let mut summary = Summary::default();
+        let settings = self.settings;
+        let (files, duplicates, failed) = tokio::task::spawn_blocking(move || {
+            let mut writer = HourlyParquetWriter::new(settings);
+            let failed = fill(&mut writer)?;
+            let (files, duplicates) = writer.finish()?;
+            Ok::<_, ParquetError>((files, duplicates, failed))
         })
         .await
         .map_err(|e| LakeError::Remote(format!("encoder task: {e}")))??;
@@ -134,11 +168,6 @@ impl LakeWriter {
         metrics::counter!("clickstream_batcher_dead_lettered_total").increment(summary.dead_lettered);
         Ok(summary)
     }
-}
-
-/// Decodes a queue message into an event, or a dead-letter record saying why it could not be.
-pub fn decode(payload: &[u8], origin: &str) -> Result<Event, FailedEvent> {
-    Event::from_json_bytes(payload).map_err(|error| undecodable(payload, origin, &error))
 }
 
 /// The dead-letter record of a message that is not what its stream should hold.

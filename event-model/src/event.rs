@@ -45,7 +45,7 @@ impl EventType {
     ];
 
     /// The wire and column value, e.g. `add_to_cart`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             EventType::PageView => "page_view",
             EventType::ProductView => "product_view",
@@ -85,8 +85,11 @@ pub enum Platform {
 }
 
 impl Platform {
+    /// Every platform.
+    pub const ALL: [Platform; 4] = [Platform::Web, Platform::Ios, Platform::Android, Platform::Server];
+
     /// The wire and column value.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Platform::Web => "web",
             Platform::Ios => "ios",

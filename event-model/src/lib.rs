@@ -5,10 +5,13 @@
 //!   collector has enriched it (server time, skew correction, truncated IP, parsed user agent).
 //! * [`schema`] — the single field table that documents every stored column and from which the
 //!   Arrow schema (and so the Parquet and warehouse schemas) is generated.
+//! * [`columns`] — stored events straight into Arrow columns, borrowing from the queue message:
+//!   the batcher's hot path.
 //! * [`failed`] — the typed record of an event the collector rejected; rejected events are never
 //!   dropped, they go to the dead-letter stream as [`failed::FailedEvent`].
 //! * [`money`] — decimal amounts: money is never a binary float in storage.
 
+pub mod columns;
 pub mod event;
 pub mod failed;
 pub mod money;

@@ -2,7 +2,7 @@
 //!
 //! [`FIELDS`] is the source of truth for the lake and the warehouse. From it come:
 //! * [`arrow_schema`] — the Arrow schema the batcher writes to Parquet;
-//! * [`to_record_batch`] — events to an Arrow record batch, column by column;
+//! * [`to_record_batch`] — events to an Arrow record batch (through [`crate::columns`]);
 //! * [`bigquery_schema_json`] — the BigQuery table schema the loader and Terraform use (checked
 //!   in as `event-model/schema/bigquery-events.json`, kept equal by a test);
 //! * [`markdown_reference`] — `docs/event-contract.md`'s column table (a test keeps the
@@ -10,14 +10,12 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use crate::columns::{ColumnBuilders, StoredRow};
 use crate::event::Event;
-use crate::money::{MONEY_PRECISION, MONEY_SCALE, Money};
+use crate::money::{MONEY_PRECISION, MONEY_SCALE};
 
 /// The storage type of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,125 +163,13 @@ pub fn arrow_schema() -> SchemaRef {
     )])))
 }
 
-fn text_column<'a>(events: &'a [Event], value: impl Fn(&'a Event) -> Option<&'a str>) -> ArrayRef {
-    let mut builder = StringBuilder::with_capacity(events.len(), events.len() * 16);
-    for event in events {
-        builder.append_option(value(event));
-    }
-    Arc::new(builder.finish())
-}
-
-fn bool_column(events: &[Event], value: impl Fn(&Event) -> bool) -> ArrayRef {
-    let mut builder = BooleanBuilder::with_capacity(events.len());
-    for event in events {
-        builder.append_value(value(event));
-    }
-    Arc::new(builder.finish())
-}
-
-fn timestamp_column(
-    events: &[Event],
-    value: impl Fn(&Event) -> Option<chrono::DateTime<chrono::Utc>>,
-) -> ArrayRef {
-    let mut builder = TimestampMicrosecondBuilder::with_capacity(events.len()).with_timezone("UTC");
-    for event in events {
-        builder.append_option(value(event).map(|time| time.timestamp_micros()));
-    }
-    Arc::new(builder.finish())
-}
-
-fn decimal_column(events: &[Event], value: impl Fn(&Event) -> Option<Money>) -> ArrayRef {
-    let mut builder = Decimal128Builder::with_capacity(events.len());
-    for event in events {
-        builder.append_option(value(event).map(Money::to_scaled_i128));
-    }
-    // Precision and scale are constants within Decimal128's limits.
-    Arc::new(
-        builder
-            .finish()
-            .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
-            .unwrap_or_else(|_| unreachable!("DECIMAL(38, 9) is a valid Decimal128 type")),
-    )
-}
-
-fn int_column(events: &[Event], value: impl Fn(&Event) -> Option<i64>) -> ArrayRef {
-    let mut builder = Int64Builder::with_capacity(events.len());
-    for event in events {
-        builder.append_option(value(event));
-    }
-    Arc::new(builder.finish())
-}
-
-/// Builds the Arrow column for one field of [`FIELDS`]; `None` for a name it does not know,
-/// which a unit test rules out.
-fn column(name: &str, events: &[Event]) -> Option<ArrayRef> {
-    let e = events;
-    Some(match name {
-        "event_id" => text_column(e, |v| Some(v.event_id.as_str())),
-        "event_id_generated" => bool_column(e, |v| v.event_id_generated),
-        "event_type" => text_column(e, |v| Some(v.event_type.as_str())),
-        "event_name" => text_column(e, |v| Some(v.event_name.as_str())),
-        "event_time" => timestamp_column(e, |v| Some(v.event_time)),
-        "client_event_time" => timestamp_column(e, |v| v.client_event_time),
-        "event_time_out_of_range" => bool_column(e, |v| v.event_time_out_of_range),
-        "sent_at" => timestamp_column(e, |v| v.sent_at),
-        "received_at" => timestamp_column(e, |v| Some(v.received_at)),
-        "source_id" => text_column(e, |v| Some(v.source_id.as_str())),
-        "anonymous_id" => text_column(e, |v| v.anonymous_id.as_deref()),
-        "user_id" => text_column(e, |v| v.user_id.as_deref()),
-        "session_id" => text_column(e, |v| v.session_id.as_deref()),
-        "page_url" => text_column(e, |v| v.page_url.as_deref()),
-        "page_path" => text_column(e, |v| v.page_path.as_deref()),
-        "page_referrer" => text_column(e, |v| v.page_referrer.as_deref()),
-        "page_title" => text_column(e, |v| v.page_title.as_deref()),
-        "product_id" => text_column(e, |v| v.product_id.as_deref()),
-        "category_id" => text_column(e, |v| v.category_id.as_deref()),
-        "category_code" => text_column(e, |v| v.category_code.as_deref()),
-        "brand" => text_column(e, |v| v.brand.as_deref()),
-        "price" => decimal_column(e, |v| v.price),
-        "currency" => text_column(e, |v| v.currency.as_deref()),
-        "quantity" => int_column(e, |v| v.quantity),
-        "order_id" => text_column(e, |v| v.order_id.as_deref()),
-        "revenue" => decimal_column(e, |v| v.revenue),
-        "order_currency" => text_column(e, |v| v.order_currency.as_deref()),
-        "search_query" => text_column(e, |v| v.search_query.as_deref()),
-        "platform" => text_column(e, |v| v.platform.map(|p| p.as_str())),
-        "app_name" => text_column(e, |v| v.app_name.as_deref()),
-        "app_version" => text_column(e, |v| v.app_version.as_deref()),
-        "locale" => text_column(e, |v| v.locale.as_deref()),
-        "screen_width" => int_column(e, |v| v.screen_width),
-        "screen_height" => int_column(e, |v| v.screen_height),
-        "library_name" => text_column(e, |v| v.library_name.as_deref()),
-        "library_version" => text_column(e, |v| v.library_version.as_deref()),
-        "utm_source" => text_column(e, |v| v.utm_source.as_deref()),
-        "utm_medium" => text_column(e, |v| v.utm_medium.as_deref()),
-        "utm_campaign" => text_column(e, |v| v.utm_campaign.as_deref()),
-        "utm_term" => text_column(e, |v| v.utm_term.as_deref()),
-        "utm_content" => text_column(e, |v| v.utm_content.as_deref()),
-        "ip_truncated" => text_column(e, |v| v.ip_truncated.as_deref()),
-        "user_agent" => text_column(e, |v| v.user_agent.as_deref()),
-        "ua_browser" => text_column(e, |v| v.ua_browser.as_deref()),
-        "ua_browser_version" => text_column(e, |v| v.ua_browser_version.as_deref()),
-        "ua_os" => text_column(e, |v| v.ua_os.as_deref()),
-        "ua_os_version" => text_column(e, |v| v.ua_os_version.as_deref()),
-        "ua_device_class" => text_column(e, |v| v.ua_device_class.as_deref()),
-        "is_bot" => bool_column(e, |v| v.is_bot),
-        "properties" => text_column(e, |v| v.properties.as_deref()),
-        _ => return None,
-    })
-}
-
 /// Converts events to one Arrow record batch with [`arrow_schema`].
 pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
-    let columns = FIELDS
-        .iter()
-        .map(|spec| {
-            column(spec.name, events).ok_or_else(|| {
-                ArrowError::SchemaError(format!("no column builder for field {}", spec.name))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(arrow_schema(), columns)
+    let mut builders = ColumnBuilders::with_capacity(events.len());
+    for event in events {
+        builders.append(&StoredRow::from_event(event));
+    }
+    builders.finish()
 }
 
 /// The BigQuery table schema (the JSON `bq` and the REST API take), generated from [`FIELDS`].
@@ -334,6 +220,7 @@ pub fn markdown_reference() -> String {
 mod tests {
     use super::*;
     use crate::event::EventType;
+    use crate::money::Money;
     use chrono::TimeZone;
 
     pub(crate) fn sample_event() -> Event {

@@ -1,18 +1,20 @@
 //! The batcher's core on one thread, for `scripts/bench-batcher.sh`: queue messages (stored
-//! events as JSON lines) → decoded events → hourly groups, deduplicated → zstd Parquet files.
+//! events as JSON lines) → rows decoded straight into Arrow columns (`StoredRow`, as the batcher
+//! decodes spool records and Pub/Sub messages) → hourly groups, deduplicated → zstd Parquet files.
 //!
 //! `batcher-core generate N FILE` writes N realistic events as JSON lines;
 //! `batcher-core convert FILE OUT_DIR` converts them and prints `events seconds`.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
 use batcher::parquet_io::{HourlyParquetWriter, ParquetSettings};
 use chrono::{Duration, TimeZone, Utc};
+use event_model::columns::StoredRow;
 use event_model::{Event, EventType, Money, Platform};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//#[global_allocator]
+//static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn generate(count: usize, path: &str) -> std::io::Result<()> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
@@ -65,14 +67,35 @@ fn generate(count: usize, path: &str) -> std::io::Result<()> {
 
 fn convert(input: &str, output: &str) -> Result<(usize, f64), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(input)?);
+    let mut input = std::fs::File::open(input)?;
     let mut writer = HourlyParquetWriter::new(ParquetSettings::default());
     let mut count = 0;
-    for line in reader.split(b'\n') {
-        let line = line?;
-        if !line.is_empty() {
-            writer.push(Event::from_json_bytes(&line)?)?;
-            count += 1;
+    // Messages are split out of 8 MiB blocks in place; a line cut by a block's end moves to the
+    // front of the next block.
+    let mut block = vec![0u8; 8 << 20];
+    let mut filled = 0;
+    loop {
+        let read = input.read(&mut block[filled..])?;
+        filled += read;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &block[..filled]) {
+            if end > start {
+                writer.push_row(&StoredRow::parse(&block[start..end])?)?;
+                count += 1;
+            }
+            start = end + 1;
+        }
+        if read == 0 {
+            if start < filled {
+                writer.push_row(&StoredRow::parse(&block[start..filled])?)?;
+                count += 1;
+            }
+            break;
+        }
+        block.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == block.len() {
+            block.resize(block.len() * 2, 0);
         }
     }
     let (files, _) = writer.finish()?;
