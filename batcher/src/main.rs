@@ -14,8 +14,6 @@ use batcher::writer::{LakeWriter, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use queue::pubsub::{PubSubConfig, PubSubSink};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// clickstream batcher: drains the event queue into an hourly Parquet lake
 /// (events/dt=YYYY-MM-DD/hour=HH/*.parquet), compacts closed hours, and backfills CSV exports.
@@ -29,8 +27,9 @@ struct Cli {
     #[arg(long, global = true, env = "CLICKSTREAM_LAKE", default_value = ".clickstream/lake")]
     lake: String,
 
-    /// zstd level of the Parquet files.
-    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = 3)]
+    /// zstd level of the Parquet files (1 to 22). Level 3 makes files about 2% smaller than 1 and
+    /// writes them about 8% slower (bench/RESULTS.md).
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = 1)]
     zstd_level: i32,
 
     /// Most rows per Parquet row group. The writer holds an open row group in memory (about 1 KB

@@ -3,7 +3,9 @@
 //! decodes spool records and Pub/Sub messages) → hourly groups, deduplicated → zstd Parquet files.
 //!
 //! `batcher-core generate N FILE` writes N realistic events as JSON lines;
-//! `batcher-core convert FILE OUT_DIR` converts them and prints `events seconds`.
+//! `batcher-core convert FILE OUT_DIR [ZSTD_LEVEL]` converts them with the batcher's default
+//! settings (or that zstd level) and prints `events seconds`. Like the batcher, it uses the
+//! system allocator.
 
 use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
@@ -13,8 +15,6 @@ use chrono::{Duration, TimeZone, Utc};
 use event_model::columns::StoredRow;
 use event_model::{Event, EventType, Money, Platform};
 
-//#[global_allocator]
-//static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn generate(count: usize, path: &str) -> std::io::Result<()> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
@@ -65,10 +65,10 @@ fn generate(count: usize, path: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-fn convert(input: &str, output: &str) -> Result<(usize, f64), Box<dyn std::error::Error>> {
+fn convert(input: &str, output: &str, settings: ParquetSettings) -> Result<(usize, f64), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut input = std::fs::File::open(input)?;
-    let mut writer = HourlyParquetWriter::new(ParquetSettings::default());
+    let mut writer = HourlyParquetWriter::new(settings);
     let mut count = 0;
     // Messages are split out of 8 MiB blocks in place; a line cut by a block's end moves to the
     // front of the next block.
@@ -110,11 +110,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("generate") if args.len() == 4 => generate(args[2].parse()?, &args[3])?,
-        Some("convert") if args.len() == 4 => {
-            let (events, seconds) = convert(&args[2], &args[3])?;
+        Some("convert") if (4..=5).contains(&args.len()) => {
+            let mut settings = ParquetSettings::default();
+            if let Some(level) = args.get(4) {
+                settings.zstd_level = level.parse()?;
+            }
+            let (events, seconds) = convert(&args[2], &args[3], settings)?;
             println!("{events} {seconds:.3}");
         }
-        _ => return Err("usage: batcher-core generate N FILE | convert FILE OUT_DIR".into()),
+        _ => return Err("usage: batcher-core generate N FILE | convert FILE OUT_DIR [ZSTD_LEVEL]".into()),
     }
     Ok(())
 }
