@@ -113,8 +113,8 @@ impl LakeWriter {
         self.encode_and_store(name, move |writer| {
             let mut failed = Vec::new();
             for (index, message) in messages.iter().enumerate() {
-                match StoredRow::parse(message.as_ref()) {
-                    Ok(row) => writer.push_row(&row)?,
+                match StoredRow::parse_with(message.as_ref(), |row| writer.push_row(row)) {
+                    Ok(pushed) => pushed?,
                     Err(error) => failed.push(undecodable(message.as_ref(), &origin(index), &error)),
                 }
             }

@@ -93,15 +93,26 @@ pub struct StoredRow<'a> {
 impl<'a> StoredRow<'a> {
     /// Decodes a queue message (an [`Event`] as JSON), borrowing text from `message`.
     pub fn parse(message: &'a [u8]) -> Result<Self, serde_json::Error> {
-        if let Ok(text) = simdutf8::basic::from_utf8(message)
-            && let Some(row) = parse_common(text)
-        {
-            return Ok(row);
+        if let Ok(text) = simdutf8::basic::from_utf8(message) {
+            let mut row = StoredRow { values: [const { Value::Null }; COLUMNS] };
+            if parse_common(text, &mut row.values) {
+                return Ok(row);
+            }
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(message);
-        let row = deserializer.deserialize_map(RowVisitor)?;
-        deserializer.end()?;
-        Ok(row)
+        parse_general(message)
+    }
+
+    /// Decodes a queue message like [`parse`](Self::parse) and hands the row to `use_row`. On the
+    /// hot path the row is built in place and never moved: at 50 columns it is 1.6 KB, and
+    /// returning it by value cost a tenth of the batcher's time in copies.
+    pub fn parse_with<R>(message: &[u8], use_row: impl FnOnce(&StoredRow<'_>) -> R) -> Result<R, serde_json::Error> {
+        if let Ok(text) = simdutf8::basic::from_utf8(message) {
+            let mut row = StoredRow { values: [const { Value::Null }; COLUMNS] };
+            if parse_common(text, &mut row.values) {
+                return Ok(use_row(&row));
+            }
+        }
+        Ok(use_row(&parse_general(message)?))
     }
 
     /// The columns of `event`, borrowing its text.
@@ -204,6 +215,13 @@ impl<'a> StoredRow<'a> {
     }
 }
 
+fn parse_general(message: &[u8]) -> Result<StoredRow<'_>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(message);
+    let row = deserializer.deserialize_map(RowVisitor)?;
+    deserializer.end()?;
+    Ok(row)
+}
+
 struct RowVisitor;
 
 impl<'de> Visitor<'de> for RowVisitor {
@@ -273,14 +291,18 @@ fn check_row<'r>(values: &'r [Value<'_>; COLUMNS]) -> Result<(), RowError<'r>> {
 /// `None` for anything else, valid or not, and the caller falls back to the general decoder, which
 /// also produces every error; so this path only ever accepts what that one accepts, with the
 /// same values (`common_path_agrees_with_the_general_decoder_on_mutated_messages`).
-fn parse_common(text: &str) -> Option<StoredRow<'_>> {
+fn parse_common<'a>(text: &'a str, values: &mut [Value<'a>; COLUMNS]) -> bool {
+    parse_common_into(text, values).is_some()
+}
+
+/// [`parse_common`]'s body; `None` is "not the common shape". `values` starts all null.
+fn parse_common_into<'a>(text: &'a str, values: &mut [Value<'a>; COLUMNS]) -> Option<()> {
     let b = text.as_bytes();
     // JSON forbids raw control characters in strings; the general decoder reports them.
     // (`min` over the whole message vectorizes; a short-circuiting search does not.)
     if b.first() != Some(&b'{') || b.iter().copied().min().is_none_or(|c| c < 0x20) {
         return None;
     }
-    let mut values: [Value<'_>; COLUMNS] = [const { Value::Null }; COLUMNS];
     let mut next = 0;
     let mut pos = 1;
     if b.get(pos) == Some(&b'}') {
@@ -306,10 +328,10 @@ fn parse_common(text: &str) -> Option<StoredRow<'_>> {
             }
         }
     }
-    if pos != b.len() || check_row(&values).is_err() {
+    if pos != b.len() || check_row(values).is_err() {
         return None;
     }
-    Some(StoredRow { values })
+    Some(())
 }
 
 /// One value starting at `pos`, and the position just after it.
@@ -874,12 +896,10 @@ pub(crate) mod tests {
         }
     }
 
-    /// The general decoder alone (what `parse` falls back to).
-    fn parse_general(message: &[u8]) -> Result<StoredRow<'_>, serde_json::Error> {
-        let mut deserializer = serde_json::Deserializer::from_slice(message);
-        let row = deserializer.deserialize_map(RowVisitor)?;
-        deserializer.end()?;
-        Ok(row)
+    /// The common path alone.
+    fn common(text: &str) -> Option<StoredRow<'_>> {
+        let mut row = StoredRow { values: [const { Value::Null }; COLUMNS] };
+        parse_common(text, &mut row.values).then_some(row)
     }
 
     #[test]
@@ -889,7 +909,7 @@ pub(crate) mod tests {
         escaped.page_title = Some("tab\there \"quoted\" \u{1} \u{1F600}".into());
         for event in [full_event(), minimal.clone(), escaped] {
             let json = event.to_json_bytes();
-            let row = parse_common(std::str::from_utf8(&json).unwrap()).expect("common path");
+            let row = common(std::str::from_utf8(&json).unwrap()).expect("common path");
             assert_eq!(row, StoredRow::from_event(&event));
         }
         // Empty columns are left out; messages written before that, with explicit nulls in
@@ -904,7 +924,7 @@ pub(crate) mod tests {
         }
         with_nulls.pop();
         with_nulls.push('}');
-        assert_eq!(parse_common(&with_nulls).expect("common path"), StoredRow::from_event(&minimal));
+        assert_eq!(common(&with_nulls).expect("common path"), StoredRow::from_event(&minimal));
     }
 
     #[test]
@@ -922,7 +942,7 @@ pub(crate) mod tests {
             state ^= state << 17;
             (state % below as u64) as usize
         };
-        let (mut common, mut rejected) = (0, 0);
+        let (mut accepted, mut rejected) = (0, 0);
         for _ in 0..60_000 {
             let mut message = samples[next(samples.len())].clone();
             for _ in 0..1 + next(3) {
@@ -940,17 +960,17 @@ pub(crate) mod tests {
                 }
             }
             let general = parse_general(&message);
-            let Some(row) = simdutf8::basic::from_utf8(&message).ok().and_then(parse_common) else {
+            let Some(row) = simdutf8::basic::from_utf8(&message).ok().and_then(common) else {
                 rejected += 1;
                 continue;
             };
-            common += 1;
+            accepted += 1;
             match general {
                 Ok(expected) => assert_eq!(row, expected, "{}", String::from_utf8_lossy(&message)),
                 Err(error) => panic!("common path accepted what the decoder refuses ({error}): {}", String::from_utf8_lossy(&message)),
             }
         }
-        assert!(common > 1_000 && rejected > 1_000, "mutations exercised both paths: {common} common, {rejected} not");
+        assert!(accepted > 1_000 && rejected > 1_000, "mutations exercised both paths: {accepted} common, {rejected} not");
     }
 
     #[test]

@@ -80,14 +80,14 @@ fn convert(input: &str, output: &str, settings: ParquetSettings) -> Result<(usiz
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', &block[..filled]) {
             if end > start {
-                writer.push_row(&StoredRow::parse(&block[start..end])?)?;
+                StoredRow::parse_with(&block[start..end], |row| writer.push_row(row))??;
                 count += 1;
             }
             start = end + 1;
         }
         if read == 0 {
             if start < filled {
-                writer.push_row(&StoredRow::parse(&block[start..filled])?)?;
+                StoredRow::parse_with(&block[start..filled], |row| writer.push_row(row))??;
                 count += 1;
             }
             break;
