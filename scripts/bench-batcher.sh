@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVENTS=${BENCH_BATCHER_EVENTS:-500000}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 WORK=bench/work/batcher
 RESULTS=bench/RESULTS.md
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -29,14 +29,11 @@ BYTES=$(stat -c %s "$WORK/events.jsonl")
 best() { sort -n | head -1; }
 
 run_ours() { # [zstd level]; the batcher's default settings without one
-  for _ in $(seq "$RUNS"); do
-    rm -rf "$WORK/ours${1:-}"
-    taskset -c 0 "$CORE" convert "$WORK/events.jsonl" "$WORK/ours${1:-}" ${1:-} | awk '{print $2}'
-  done | best
+  rm -rf "$WORK/ours${1:-}"
+  taskset -c 0 "$CORE" convert "$WORK/events.jsonl" "$WORK/ours${1:-}" ${1:-} | awk '{print $2}'
 }
 
 run_python() { # duckdb|pyarrow
-  for _ in $(seq "$RUNS"); do
     rm -rf "$WORK/$1" && mkdir -p "$WORK/$1"
     taskset -c 0 "$PY" - "$1" "$WORK/events.jsonl" "$WORK/$1" event-model/schema/bigquery-events.json <<'PY'
 import json, sys, time
@@ -71,17 +68,23 @@ else:
     elapsed = time.perf_counter() - started
 print(f"{elapsed:.3f}")
 PY
-  done | best
 }
 
-echo "bench: batcher core"
-OURS=$(run_ours)
-echo "bench: batcher core, zstd level 3"
-OURS3=$(run_ours 3)
-echo "bench: duckdb"
-DUCK=$(run_python duckdb)
-echo "bench: pyarrow"
-ARROW=$(run_python pyarrow)
+# Rounds run every converter once, in turn, so a drift in the machine's speed during the
+# benchmark (this VM's varies by about 10% over minutes) reaches all of them alike.
+: >"$WORK/times"
+for round in $(seq "$RUNS"); do
+  echo "bench: round $round of $RUNS"
+  echo "ours $(run_ours)" >>"$WORK/times"
+  echo "ours3 $(run_ours 3)" >>"$WORK/times"
+  echo "duckdb $(run_python duckdb)" >>"$WORK/times"
+  echo "pyarrow $(run_python pyarrow)" >>"$WORK/times"
+done
+time_of() { awk -v tool="$1" '$1 == tool {print $2}' "$WORK/times" | best; }
+OURS=$(time_of ours)
+OURS3=$(time_of ours3)
+DUCK=$(time_of duckdb)
+ARROW=$(time_of pyarrow)
 
 # The outputs must hold the same rows.
 ROWS=$("$PY" -c "
