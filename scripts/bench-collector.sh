@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 SECONDS_PER_CASE=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
-WORK=bench/work
+WORK=bench/work/collector
 RESULTS=bench/RESULTS.md
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk (Debian) for load generation"
@@ -20,8 +21,8 @@ fi
 
 echo "bench: building release binaries"
 cargo build --release -q -p collector -p benchmarks
-COLLECTOR=target/release/clickstream-collector
-BARE=target/release/bare-axum-handler
+COLLECTOR="$TARGET_DIR/release/clickstream-collector"
+BARE="$TARGET_DIR/release/bare-axum-handler"
 
 rm -rf "$WORK" && mkdir -p "$WORK"
 python3 - "$WORK" <<'PY'
