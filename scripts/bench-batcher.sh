@@ -81,6 +81,7 @@ for round in $(seq "$RUNS"); do
   echo "pyarrow $(run_python pyarrow)" >>"$WORK/times"
 done
 time_of() { awk -v tool="$1" '$1 == tool {print $2}' "$WORK/times" | best; }
+median_of() { awk -v tool="$1" '$1 == tool {print $2}' "$WORK/times" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 OURS=$(time_of ours)
 OURS3=$(time_of ours3)
 DUCK=$(time_of duckdb)
@@ -106,8 +107,11 @@ TABLE=$(cat <<EOF
 | pyarrow \`json.read_json\` + \`parquet.write_table\` | $ARROW | $(rate "$ARROW") | $(size "$WORK/pyarrow") | $(ratio "$ARROW" "$DUCK") |
 EOF
 )
+MEDIANS="Median of the $RUNS rounds instead of the best: batcher core $(median_of ours) s, DuckDB $(median_of duckdb) s, ratio $(ratio "$(median_of ours)" "$(median_of duckdb)") (at zstd level 3: $(ratio "$(median_of ours3)" "$(median_of duckdb)"))."
 echo
 echo "$TABLE"
+echo
+echo "$MEDIANS"
 
 SECTION=$(cat <<EOF
 <!-- BEGIN batcher -->
@@ -122,6 +126,8 @@ Each tool runs at its own default zstd level: the batcher's is 1, DuckDB's is 3 
 Our core's row at level 3 is there for a like-for-like comparison with DuckDB.
 
 $TABLE
+
+$MEDIANS
 <!-- END batcher -->
 EOF
 )
