@@ -12,6 +12,7 @@ use batcher::pubsub_source::{self, PubSubSourceConfig};
 use batcher::spool_source::{self, RunBounds};
 use batcher::writer::{LakeWriter, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli_support::{ConfigError, LogFormat, init_logging};
 use queue::pubsub::{PubSubConfig, PubSubSink};
 
 
@@ -22,6 +23,11 @@ use queue::pubsub::{PubSubConfig, PubSubSink};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// A TOML file of option defaults: keys are the long option names of this command and its
+    /// subcommands (`flush-events = 50000`). Flags and environment variables override it.
+    #[arg(long, global = true, env = "CLICKSTREAM_BATCHER_CONFIG")]
+    config: Option<PathBuf>,
 
     /// The lake: a local directory, or gs://BUCKET[/PREFIX] (honours STORAGE_EMULATOR_HOST).
     #[arg(long, global = true, env = "CLICKSTREAM_LAKE", default_value = ".clickstream/lake")]
@@ -44,12 +50,6 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "CLICKSTREAM_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,15 +151,6 @@ fn parse_hour(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| format!("expected an hour like 2026-11-24T10, got {text:?}"))
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(address) = cli.metrics_listen {
@@ -240,7 +231,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match cli_support::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ConfigError::Args(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("clickstream-batcher: {error}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -125,11 +125,15 @@ async fn every_event_is_in_the_lake_exactly_once_across_random_sigkills() {
         }
         child.wait().unwrap();
     }
+    // The run to completion takes its options from a config file (a subcommand option and a
+    // global one), as a Cloud Run job or a local set-up would.
+    let config = dir.path().join("batcher.toml");
+    std::fs::write(&config, format!("spool_dir = {:?}\nlake = {:?}\n", spool.display().to_string(), lake_dir.display().to_string()))
+        .unwrap();
     let status = Command::new(binary)
-        .args(["run", "--spool-dir"])
-        .arg(&spool)
-        .arg("--lake")
-        .arg(&lake_dir)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
         .stdout(Stdio::null())
         .status()
         .unwrap();

@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
+pub use cli_support::{ConfigError, LogFormat};
 
 /// Where accepted events go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -24,14 +25,6 @@ pub enum SinkKind {
     Pubsub,
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (Cloud Logging parses these).
-    Json,
-}
 
 /// The write key every embedded-default collector accepts when no key is configured.
 pub const DEVELOPMENT_WRITE_KEY: &str = "dev-write-key";
@@ -178,25 +171,6 @@ fn parse_write_key(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A configuration problem, phrased as what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Flags or variables did not parse; clap's message says which and why.
-    #[error(transparent)]
-    Args(#[from] clap::Error),
-    /// The config file could not be read or parsed.
-    #[error("config file {path}: {message}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A combination of options that cannot work.
-    #[error("{0}")]
-    Invalid(String),
-}
-
 impl Config {
     /// Reads the configuration from the process's arguments, environment and config file.
     pub fn load() -> Result<Self, ConfigError> {
@@ -210,16 +184,7 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let mut command = Config::command();
-        let first_pass = Config::command()
-            .ignore_errors(true)
-            .try_get_matches_from(args.iter().cloned())?;
-        if let Some(path) = first_pass.get_one::<PathBuf>("config") {
-            command = apply_file_defaults(command, path)?;
-        }
-        let matches = command.try_get_matches_from(args)?;
-        let config = Config::from_arg_matches(&matches)?;
+        let config: Config = cli_support::parse(args)?;
         config.check()?;
         Ok(config)
     }
@@ -274,49 +239,6 @@ impl Config {
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
-    }
-}
-
-fn apply_file_defaults(
-    mut command: clap::Command,
-    path: &std::path::Path,
-) -> Result<clap::Command, ConfigError> {
-    let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
-    let known: Vec<String> = command
-        .get_arguments()
-        .filter_map(|arg| arg.get_long().map(str::to_owned))
-        .collect();
-    for (key, value) in table {
-        let long = key.replace('_', "-");
-        if !known.contains(&long) || long == "config" {
-            return Err(file_error(format!(
-                "unknown option {key:?}; see clickstream-collector --help for the option names"
-            )));
-        }
-        let values: Vec<String> = match value {
-            toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Result<_, _>>(),
-            scalar => toml_scalar(&scalar).map(|v| vec![v]),
-        }
-        .map_err(|message| file_error(format!("{key}: {message}")))?;
-        let id = command
-            .get_arguments()
-            .find(|arg| arg.get_long() == Some(long.as_str()))
-            .map(|arg| arg.get_id().to_string())
-            .unwrap_or_default();
-        command = command.mut_arg(id, |arg| arg.default_values(values));
-    }
-    Ok(command)
-}
-
-fn toml_scalar(value: &toml::Value) -> Result<String, String> {
-    match value {
-        toml::Value::String(text) => Ok(text.clone()),
-        toml::Value::Integer(number) => Ok(number.to_string()),
-        toml::Value::Float(number) => Ok(number.to_string()),
-        toml::Value::Boolean(flag) => Ok(flag.to_string()),
-        other => Err(format!("expected a string, number or boolean, got {}", other.type_str())),
     }
 }
 

@@ -4,28 +4,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use collector::config::{Config, LogFormat, SinkKind};
+use cli_support::init_logging;
+use collector::config::{Config, SinkKind};
 use collector::enrich::TimeWindow;
 use collector::state::RateLimit;
 use collector::{AppState, HttpSettings, StateSettings};
 use queue::EventSink;
 use queue::pubsub::{PubSubConfig, PubSubSink};
 use queue::spool::{SpoolSink, SpoolWriterConfig};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: glibc's allocator fragments under many short-lived request allocations across
 /// threads (malloc_consolidate showed in profiles); mimalloc is the usual fix.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
 
 async fn open_sink(config: &Config) -> anyhow::Result<Arc<dyn EventSink>> {
     Ok(match config.sink {

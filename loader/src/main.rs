@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli_support::{ConfigError, LogFormat, init_logging};
 use loader::Warehouse;
 use loader::bigquery::{BigQueryConfig, BigQueryWarehouse};
 use loader::duckdb::DuckDbWarehouse;
@@ -20,15 +21,14 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
+    /// A TOML file of option defaults: keys are the long option names of this command and its
+    /// subcommands (`warehouse = "bigquery"`). Flags and environment variables override it.
+    #[arg(long, global = true, env = "CLICKSTREAM_LOADER_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, global = true, env = "CLICKSTREAM_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -187,14 +187,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let cli: Cli = match cli_support::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ConfigError::Args(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("clickstream-loader: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
