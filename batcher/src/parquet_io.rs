@@ -70,6 +70,10 @@ struct SeenIds {
 }
 
 impl SeenIds {
+    fn with_capacity(ids: usize) -> Self {
+        Self { uuids: foldhash::HashSet::with_capacity_and_hasher(ids, Default::default()), other: Default::default() }
+    }
+
     /// False when `id` was seen before.
     fn insert(&mut self, id: &str) -> bool {
         let canonical = id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase());
@@ -127,7 +131,7 @@ impl HourlyParquetWriter {
             std::collections::btree_map::Entry::Vacant(entry) => entry.insert(HourFile {
                 writer: ArrowWriter::try_new(Vec::new(), event_model::schema::arrow_schema(), Some(properties(self.settings)))?,
                 pending: ColumnBuilders::with_capacity(1024),
-                seen: SeenIds::default(),
+                seen: SeenIds::with_capacity(CHUNK_ROWS),
                 rows: 0,
             }),
         };

@@ -258,6 +258,31 @@ impl<'de> Visitor<'de> for RowVisitor {
     }
 }
 
+const fn required_count() -> usize {
+    let (mut count, mut i) = (0, 0);
+    while i < FIELDS.len() {
+        if !FIELDS[i].nullable {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// Positions of the columns every row must have.
+const REQUIRED: [usize; required_count()] = {
+    let mut indices = [0; required_count()];
+    let (mut next, mut i) = (0, 0);
+    while i < FIELDS.len() {
+        if !FIELDS[i].nullable {
+            indices[next] = i;
+            next += 1;
+        }
+        i += 1;
+    }
+    indices
+};
+
 enum RowError<'r> {
     Missing(&'static str),
     EventType(&'r str),
@@ -266,9 +291,9 @@ enum RowError<'r> {
 
 /// What both decoders check once every key is read: required columns set, closed lists kept.
 fn check_row<'r>(values: &'r [Value<'_>; COLUMNS]) -> Result<(), RowError<'r>> {
-    for (spec, value) in FIELDS.iter().zip(values) {
-        if !spec.nullable && *value == Value::Null {
-            return Err(RowError::Missing(spec.name));
+    for &index in &REQUIRED {
+        if matches!(values[index], Value::Null) {
+            return Err(RowError::Missing(FIELDS[index].name));
         }
     }
     if let Value::Text(name) = &values[EVENT_TYPE]
