@@ -12,7 +12,7 @@ use batcher::pubsub_source::{self, PubSubSourceConfig};
 use batcher::spool_source::{self, RunBounds};
 use batcher::writer::{LakeWriter, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cli_support::{ConfigError, LogFormat, init_logging};
+use cli_support::{LogFormat, init_logging};
 use queue::pubsub::{PubSubConfig, PubSubSink};
 
 
@@ -35,12 +35,12 @@ struct Cli {
 
     /// zstd level of the Parquet files (1 to 22). Level 3 makes files about 2% smaller than 1 and
     /// writes them about 8% slower (bench/RESULTS.md).
-    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = 1)]
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ZSTD_LEVEL", default_value_t = ParquetSettings::default().zstd_level)]
     zstd_level: i32,
 
     /// Most rows per Parquet row group. The writer holds an open row group in memory (about 1 KB
     /// per event), per hour being written.
-    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ROW_GROUP_ROWS", default_value_t = 32_768)]
+    #[arg(long, global = true, env = "CLICKSTREAM_PARQUET_ROW_GROUP_ROWS", default_value_t = ParquetSettings::default().row_group_rows)]
     row_group_rows: usize,
 
     /// Serve Prometheus metrics on this address while running (e.g. 127.0.0.1:9102).
@@ -231,14 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli_support::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(ConfigError::Args(error)) => error.exit(),
-        Err(error) => {
-            eprintln!("clickstream-batcher: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    let cli: Cli = cli_support::or_exit(cli_support::parse(std::env::args_os()), "clickstream-batcher");
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

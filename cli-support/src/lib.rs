@@ -50,6 +50,20 @@ pub fn parse<P: Parser>(args: impl IntoIterator<Item = impl Into<OsString> + Clo
     Ok(P::from_arg_matches(&matches)?)
 }
 
+/// The parsed configuration, or — when it did not parse — the process exits with status 2 after
+/// saying why: clap's own message and usage for flags and variables, `program: problem` for the
+/// config file and invalid combinations.
+pub fn or_exit<T>(result: Result<T, ConfigError>, program: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(ConfigError::Args(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Sets the file's values as the defaults of the arguments they name, in `command` and in every
 /// subcommand that has them.
 fn apply_file_defaults(mut command: Command, path: &Path) -> Result<Command, ConfigError> {

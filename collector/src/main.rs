@@ -85,14 +85,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let config = match Config::load() {
-        Ok(config) => config,
-        Err(collector::config::ConfigError::Args(error)) => error.exit(),
-        Err(error) => {
-            eprintln!("clickstream-collector: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = cli_support::or_exit(Config::load(), "clickstream-collector");
     init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

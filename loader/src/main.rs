@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cli_support::{ConfigError, LogFormat, init_logging};
+use cli_support::{LogFormat, init_logging};
 use loader::Warehouse;
 use loader::bigquery::{BigQueryConfig, BigQueryWarehouse};
 use loader::duckdb::DuckDbWarehouse;
@@ -187,14 +187,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli_support::parse(std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(ConfigError::Args(error)) => error.exit(),
-        Err(error) => {
-            eprintln!("clickstream-loader: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    let cli: Cli = cli_support::or_exit(cli_support::parse(std::env::args_os()), "clickstream-loader");
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
