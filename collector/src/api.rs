@@ -272,7 +272,7 @@ pub async fn ingest(
                     Some(request.source_id.clone()),
                     position,
                     errors,
-                    item.raw.get(),
+                    &item.raw,
                 ));
                 event_ids.push(None);
             }

@@ -1,9 +1,11 @@
 //! The collector's Prometheus metrics, all named `clickstream_collector_<noun>_<unit>`.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use metrics::{Counter, Histogram};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use queue::QueueDepth;
@@ -29,33 +31,71 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// One HTTP request finished. Labels are static strings for the statuses the collector
-/// answers with, so the common case allocates nothing.
+/// Statuses the collector answers with; each gets a registered counter per route.
+const STATUSES: [u16; 12] = [200, 204, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503];
+/// Route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+/// Sinks, for the publish metrics.
+const SINKS: [&str; 2] = ["spool", "pubsub"];
+
+/// Handles of the metrics recorded on every request, each registered on first use (so
+/// `/metrics` lists only series that happened). The `counter!` and `histogram!` macros build and
+/// hash a key, labels and all, on every call.
+struct Handles {
+    /// `[route][status]`, routes in [`crate::routes::ALL`] order then `unmatched`.
+    requests: Vec<Vec<OnceLock<Counter>>>,
+    durations: Vec<OnceLock<Histogram>>,
+    publish_durations: Vec<OnceLock<Histogram>>,
+    accepted: RwLock<HashMap<String, Counter>>,
+}
+
+fn handles() -> &'static Handles {
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    HANDLES.get_or_init(|| {
+        // Registers with the collector's recorder, never with the no-op one.
+        let _ = handle();
+        let routes = crate::routes::ALL.len() + 1;
+        Handles {
+            requests: (0..routes).map(|_| STATUSES.iter().map(|_| OnceLock::new()).collect()).collect(),
+            durations: (0..routes).map(|_| OnceLock::new()).collect(),
+            publish_durations: SINKS.iter().map(|_| OnceLock::new()).collect(),
+            accepted: RwLock::new(HashMap::new()),
+        }
+    })
+}
+
+/// One HTTP request finished. `route` is one of [`crate::routes::ALL`] or `unmatched`.
 pub fn request_finished(route: &'static str, status: StatusCode, elapsed: Duration) {
-    let status: metrics::SharedString = match status.as_u16() {
-        200 => "200".into(),
-        204 => "204".into(),
-        400 => "400".into(),
-        401 => "401".into(),
-        404 => "404".into(),
-        405 => "405".into(),
-        408 => "408".into(),
-        413 => "413".into(),
-        415 => "415".into(),
-        429 => "429".into(),
-        500 => "500".into(),
-        503 => "503".into(),
-        other => other.to_string().into(),
-    };
-    metrics::counter!("clickstream_collector_requests_total", "route" => route, "status" => status).increment(1);
-    metrics::histogram!("clickstream_collector_request_duration_seconds", "route" => route)
+    let handles = handles();
+    let route_index = crate::routes::ALL.iter().position(|r| *r == route).unwrap_or(crate::routes::ALL.len());
+    let code = status.as_u16();
+    let label = if route_index < crate::routes::ALL.len() { route } else { UNMATCHED };
+    match STATUSES.iter().position(|s| *s == code) {
+        Some(status_index) => handles.requests[route_index][status_index]
+            .get_or_init(|| {
+                metrics::counter!("clickstream_collector_requests_total", "route" => label, "status" => code.to_string())
+            })
+            .increment(1),
+        None => metrics::counter!("clickstream_collector_requests_total", "route" => label, "status" => code.to_string())
+            .increment(1),
+    }
+    handles.durations[route_index]
+        .get_or_init(|| metrics::histogram!("clickstream_collector_request_duration_seconds", "route" => label))
         .record(elapsed.as_secs_f64());
 }
 
 /// Events stored for `source`.
 pub fn events_accepted(source: &str, count: usize) {
-    metrics::counter!("clickstream_collector_events_accepted_total", "source" => source.to_owned())
-        .increment(count as u64);
+    let accepted = &handles().accepted;
+    if let Some(counter) = accepted.read().ok().and_then(|map| map.get(source).cloned()) {
+        counter.increment(count as u64);
+        return;
+    }
+    let counter = metrics::counter!("clickstream_collector_events_accepted_total", "source" => source.to_owned());
+    counter.increment(count as u64);
+    if let Ok(mut map) = accepted.write() {
+        map.insert(source.to_owned(), counter);
+    }
 }
 
 /// Events rejected, by the rule they broke.
@@ -72,8 +112,13 @@ pub fn rate_limited(source: &str) {
 
 /// A publish to the sink finished.
 pub fn publish_finished(sink: &'static str, elapsed: Duration, ok: bool) {
-    metrics::histogram!("clickstream_collector_publish_duration_seconds", "sink" => sink)
-        .record(elapsed.as_secs_f64());
+    match SINKS.iter().position(|s| *s == sink) {
+        Some(index) => handles().publish_durations[index]
+            .get_or_init(|| metrics::histogram!("clickstream_collector_publish_duration_seconds", "sink" => sink))
+            .record(elapsed.as_secs_f64()),
+        None => metrics::histogram!("clickstream_collector_publish_duration_seconds", "sink" => sink)
+            .record(elapsed.as_secs_f64()),
+    }
     if !ok {
         metrics::counter!("clickstream_collector_publish_failures_total", "sink" => sink).increment(1);
     }

@@ -36,7 +36,6 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use event_model::FieldError;
 use event_model::tracker::{Batch, BatchItem};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::api::{authenticate, client_ip, decode_body, ingest};
@@ -361,10 +360,9 @@ pub async fn handle(
     let limits = state.limits();
     let mut items = Vec::new();
     for message in &messages {
-        let raw_text = message.to_string();
-        let raw = RawValue::from_string(raw_text.clone()).unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!()));
-        if raw_text.len() > limits.max_event_bytes {
-            let error = FieldError::new("message", "too_large", format!("{} bytes; a message may be at most {} bytes", raw_text.len(), limits.max_event_bytes));
+        let raw: Box<str> = message.to_string().into();
+        if raw.len() > limits.max_event_bytes {
+            let error = FieldError::new("message", "too_large", format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes));
             items.push(BatchItem { raw, outcome: Err(vec![error]) });
             continue;
         }

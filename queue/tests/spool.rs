@@ -113,6 +113,46 @@ async fn a_crashed_writers_torn_segment_is_recovered_by_the_reader() {
 }
 
 #[tokio::test]
+async fn the_open_segment_is_zero_filled_ahead_and_sealed_to_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::open(SpoolWriterConfig {
+        max_segment_age: Duration::from_secs(3600),
+        ..SpoolWriterConfig::new(dir.path())
+    })
+    .unwrap();
+    let records: Vec<Vec<u8>> = (0..100).map(|i| format!("event-{i}").into_bytes()).collect();
+    for record in &records {
+        writer.append(std::slice::from_ref(record)).await.unwrap();
+    }
+    let data_len = format::MAGIC.len()
+        + records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum::<usize>();
+    let open = format::list_segments(dir.path(), OPEN_SUFFIX).unwrap();
+    let open_path = format::segment_path(dir.path(), open[0], OPEN_SUFFIX);
+    assert_eq!(std::fs::metadata(&open_path).unwrap().len(), format::PREALLOCATE_BYTES);
+    assert_eq!(writer.depth().bytes, data_len as u64, "depth counts records, not padding");
+
+    // A copy of the open segment is what a crash at this moment leaves on disk.
+    let crashed = tempfile::tempdir().unwrap();
+    std::fs::copy(&open_path, format::segment_path(crashed.path(), 1, OPEN_SUFFIX)).unwrap();
+    assert_eq!(drain(&SpoolReader::open(crashed.path()).unwrap()), records);
+
+    writer.close();
+    let sealed = format::list_segments(dir.path(), SEALED_SUFFIX).unwrap();
+    let sealed_path = format::segment_path(dir.path(), sealed[0], SEALED_SUFFIX);
+    assert_eq!(std::fs::metadata(&sealed_path).unwrap().len(), data_len as u64);
+    assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), records);
+}
+
+#[tokio::test]
+async fn an_empty_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    let refused = writer.append(&[b"ok".to_vec(), Vec::new()]).await;
+    assert!(matches!(refused, Err(SinkError::Rejected(_))), "{refused:?}");
+    assert_eq!(writer.commit_stats(), (0, 0), "nothing of a refused request is written");
+}
+
+#[tokio::test]
 async fn a_restarted_writer_seals_the_old_segment_and_never_reuses_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = format::MAGIC.to_vec();

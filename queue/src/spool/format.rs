@@ -17,10 +17,17 @@
 //! +----------------+------------------+------------------+
 //! ```
 //!
-//! `crc32c` covers the payload. The writer fsyncs a group of records before acknowledging any of
-//! them, so everything acknowledged precedes anything that might be torn by a crash. Recovery of
-//! an abandoned `.open` segment therefore keeps the records up to the first incomplete or
-//! corrupt one, truncates the rest (it was never acknowledged), and seals the segment. In a
+//! `crc32c` covers the payload. A payload is never empty: a length of 0 marks the end of the
+//! records. The writer extends an open segment with zeros ahead of its records, 1 MiB at a time
+//! (see [`PREALLOCATE_BYTES`]), so that a group commit overwrites space that is already
+//! allocated and its `fdatasync` flushes data alone, not the file's size and block map as well:
+//! on ext4 that halves the cost of a commit. Sealing cuts the zeros off, so a sealed segment
+//! ends with its last record.
+//!
+//! The writer fsyncs a group of records before acknowledging any of them, so everything
+//! acknowledged precedes anything that might be torn by a crash. Recovery of an abandoned
+//! `.open` segment therefore keeps the records up to the first incomplete or corrupt one (or the
+//! zero padding), truncates the rest (it was never acknowledged), and seals the segment. In a
 //! sealed segment a bad checksum is real corruption and is reported, never skipped.
 
 use std::fs::{self, File, OpenOptions};
@@ -39,9 +46,13 @@ pub const OPEN_SUFFIX: &str = "open";
 pub const SEALED_SUFFIX: &str = "seg";
 /// Name of the writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
+/// How far ahead of its records the writer zero-fills an open segment.
+pub const PREALLOCATE_BYTES: u64 = 1024 * 1024;
 
-/// Appends one framed record to `out`.
+/// Appends one framed record to `out`. `payload` must not be empty (a zero length marks the end
+/// of a segment's records).
 pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
+    debug_assert!(!payload.is_empty(), "spool records are never empty");
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&length.to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
@@ -53,6 +64,11 @@ pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
 pub enum ScanEnd {
     /// Every byte belonged to a whole, valid record.
     Clean,
+    /// The records end at `offset`, followed only by the zeros an open segment is extended with.
+    Padding {
+        /// Byte offset where the zeros begin.
+        offset: u64,
+    },
     /// The record starting at `offset` is incomplete or fails its checksum.
     Damaged {
         /// Byte offset of the first bad record.
@@ -103,6 +119,14 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
             bytes[offset + 6],
             bytes[offset + 7],
         ]);
+        if length == 0 {
+            let end = if bytes[offset..].iter().all(|&b| b == 0) {
+                ScanEnd::Padding { offset: offset as u64 }
+            } else {
+                damaged("bytes after the end-of-records marker (a torn write)")
+            };
+            return Ok(Scan { records, valid_len: offset as u64, end });
+        }
         let start = offset + RECORD_HEADER_BYTES;
         if length > MAX_RECORD_BYTES || bytes.len() - start < length {
             return Ok(Scan { records, valid_len: offset as u64, end: damaged("torn record payload") });
@@ -166,11 +190,13 @@ pub fn seal_abandoned(dir: &Path) -> io::Result<usize> {
             fs::remove_file(&open)?;
             continue;
         }
-        if let ScanEnd::Damaged { offset, reason } = &result.end {
-            tracing::warn!(segment = id, offset, reason, "truncating the unacknowledged tail of an abandoned spool segment");
-            let file = OpenOptions::new().write(true).open(&open)?;
-            file.set_len(result.valid_len)?;
-            file.sync_all()?;
+        match &result.end {
+            ScanEnd::Clean => {}
+            ScanEnd::Padding { .. } => truncate(&open, result.valid_len)?,
+            ScanEnd::Damaged { offset, reason } => {
+                tracing::warn!(segment = id, offset, reason, "truncating the unacknowledged tail of an abandoned spool segment");
+                truncate(&open, result.valid_len)?;
+            }
         }
         seal(dir, id)?;
         sealed += 1;
@@ -179,16 +205,23 @@ pub fn seal_abandoned(dir: &Path) -> io::Result<usize> {
     Ok(sealed)
 }
 
+fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(len)?;
+    file.sync_all()
+}
+
 /// Renames segment `id` from `.open` to `.seg` and makes the rename durable.
 pub fn seal(dir: &Path, id: u64) -> io::Result<()> {
     fs::rename(segment_path(dir, id, OPEN_SUFFIX), segment_path(dir, id, SEALED_SUFFIX))?;
     sync_dir(dir)
 }
 
-/// Creates a new, empty `.open` segment with its header, durable before it is used.
+/// Creates a new, empty `.open` segment with its header, durable before it is used. The file's
+/// cursor is left after the header; the writer writes at explicit offsets from there on.
 pub fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
     let path = segment_path(dir, id, OPEN_SUFFIX);
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+    let mut file = OpenOptions::new().create_new(true).write(true).open(&path)?;
     file.write_all(MAGIC)?;
     file.sync_all()?;
     sync_dir(dir)?;
@@ -213,10 +246,39 @@ mod tests {
     #[test]
     fn a_clean_segment_scans_every_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_segment(dir.path(), 1, &[b"a", b"bb", b""], b"");
+        let path = write_segment(dir.path(), 1, &[b"a", b"bb", b"c"], b"");
         let result = scan(&path).unwrap();
-        assert_eq!(result.records, vec![b"a".to_vec(), b"bb".to_vec(), vec![]]);
+        assert_eq!(result.records, vec![b"a".to_vec(), b"bb".to_vec(), b"c".to_vec()]);
         assert_eq!(result.end, ScanEnd::Clean);
+    }
+
+    #[test]
+    fn zero_padding_ends_the_records_and_recovery_cuts_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 5, &[b"one", b"two"], &[0; 4096]);
+        let result = scan(&path).unwrap();
+        assert_eq!(result.records, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(result.end, ScanEnd::Padding { offset: result.valid_len });
+        assert_eq!(seal_abandoned(dir.path()).unwrap(), 1);
+        let sealed = segment_path(dir.path(), 5, SEALED_SUFFIX);
+        assert_eq!(fs::metadata(&sealed).unwrap().len(), result.valid_len);
+        assert_eq!(scan(&sealed).unwrap().end, ScanEnd::Clean);
+    }
+
+    #[test]
+    fn a_record_persisted_past_unwritten_padding_is_a_torn_tail() {
+        // A crash may persist a later block of an unacknowledged group but not an earlier one:
+        // zeros where a header should be, then record bytes. Nothing after the zeros is kept.
+        let dir = tempfile::tempdir().unwrap();
+        let mut tail = vec![0; 64];
+        encode_record(&mut tail, b"never acknowledged");
+        let path = write_segment(dir.path(), 6, &[b"kept"], &tail);
+        let result = scan(&path).unwrap();
+        assert_eq!(result.records, vec![b"kept".to_vec()]);
+        assert!(matches!(result.end, ScanEnd::Damaged { .. }));
+        assert_eq!(seal_abandoned(dir.path()).unwrap(), 1);
+        let sealed = segment_path(dir.path(), 6, SEALED_SUFFIX);
+        assert_eq!(scan(&sealed).unwrap().records, vec![b"kept".to_vec()]);
     }
 
     #[test]

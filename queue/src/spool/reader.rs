@@ -146,7 +146,8 @@ impl ClaimedSegment {
     pub fn read(&self) -> Result<Vec<Vec<u8>>, io::Error> {
         let scan = format::scan(&self.path)?;
         match scan.end {
-            ScanEnd::Clean => Ok(scan.records),
+            // Sealing cuts off the padding; zeros after the records are harmless either way.
+            ScanEnd::Clean | ScanEnd::Padding { .. } => Ok(scan.records),
             ScanEnd::Damaged { offset, reason } => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 CorruptSegment { path: self.path.clone(), offset, reason },

@@ -1,13 +1,17 @@
 //! The spool writer: group commit of appends on a dedicated thread.
 //!
 //! Requests arrive on a bounded channel. The writer thread takes every request that is waiting,
-//! appends all their records with one `write`, calls `fdatasync` once, and only then answers each
-//! request. Under concurrency one fsync therefore covers many requests (group commit); with a
-//! single client it is one fsync per request. A full channel or a spool over its size cap is an
+//! writes all their records with one `writev`, calls `fdatasync` once, and only then answers
+//! each request. Under concurrency one fsync therefore covers many requests (group commit); with
+//! a single client it is one fsync per request. A full channel or a spool over its size cap is an
 //! overload the caller turns into `503 Retry-After`, never an unbounded queue in memory.
+//!
+//! The records overwrite zeros the writer put ahead of them (see [`format::PREALLOCATE_BYTES`]),
+//! so a commit's `fdatasync` has no file size or block map to flush, only the records.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,7 +115,7 @@ impl SpoolWriter {
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
         });
-        refresh_depth(&config.dir, &shared);
+        refresh_depth(&config.dir, &shared, None);
         let (sender, receiver) = sync_channel(config.max_pending_requests.max(1));
         let thread_shared = shared.clone();
         let max_spool_bytes = config.max_spool_bytes;
@@ -146,6 +150,9 @@ impl SpoolWriter {
             records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum(),
         );
         for record in records {
+            if record.is_empty() {
+                return Err(SinkError::Rejected("an empty record cannot be spooled".into()));
+            }
             if record.len() > format::MAX_RECORD_BYTES {
                 return Err(SinkError::Rejected(format!(
                     "a record of {} bytes exceeds the spool's {} byte limit",
@@ -222,19 +229,23 @@ fn closed() -> SinkError {
     SinkError::Unavailable("the spool writer is shut down".into())
 }
 
-fn refresh_depth(dir: &Path, shared: &Shared) {
+/// Counts the stream's segments and bytes. `open` is the writer's open segment (id, bytes of
+/// records), counted by its records rather than its zero-filled length.
+fn refresh_depth(dir: &Path, shared: &Shared, open: Option<(u64, u64)>) {
     let mut segments = 0;
     let mut bytes = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let is_segment = name
-                .to_str()
-                .and_then(format::parse_segment_name)
-                .is_some_and(|(_, suffix)| suffix == SEALED_SUFFIX || suffix == OPEN_SUFFIX);
-            if is_segment {
+            let Some((id, suffix)) = name.to_str().and_then(format::parse_segment_name) else {
+                continue;
+            };
+            if suffix == SEALED_SUFFIX || suffix == OPEN_SUFFIX {
                 segments += 1;
-                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                bytes += match open {
+                    Some((open_id, len)) if open_id == id && suffix == OPEN_SUFFIX => len,
+                    _ => entry.metadata().map(|m| m.len()).unwrap_or(0),
+                };
             }
         }
     }
@@ -245,7 +256,10 @@ fn refresh_depth(dir: &Path, shared: &Shared) {
 struct OpenSegment {
     id: u64,
     file: File,
+    /// Bytes of header and records; the file's cursor is here.
     len: u64,
+    /// Bytes allocated and zero-filled, `>= len`; the file's length.
+    allocated: u64,
     first_record_at: Option<Instant>,
 }
 
@@ -293,14 +307,14 @@ impl WriterState {
             }
             self.rotate_if_due();
             if self.last_depth_refresh.elapsed() >= DEPTH_REFRESH {
-                refresh_depth(&self.config.dir, &self.shared);
+                refresh_depth(&self.config.dir, &self.shared, self.open.as_ref().map(|o| (o.id, o.len)));
                 self.last_depth_refresh = Instant::now();
             }
         }
         if let Err(error) = self.seal_open() {
             tracing::error!(%error, "could not seal the open spool segment at shutdown; it is recovered at the next start");
         }
-        refresh_depth(&self.config.dir, &self.shared);
+        refresh_depth(&self.config.dir, &self.shared, self.open.as_ref().map(|o| (o.id, o.len)));
     }
 
     fn wait_time(&self) -> Duration {
@@ -346,15 +360,23 @@ impl WriterState {
             return Err(io::Error::other("no open segment"));
         };
         let before = open.len;
+        let written: u64 = group.iter().map(|a| a.payload.len() as u64).sum();
+        let max_segment_bytes = self.config.max_segment_bytes;
         let write = (|| {
-            for append in group {
-                open.file.write_all(&append.payload)?;
+            write_all_vectored(&mut open.file, group)?;
+            if open.len + written > open.allocated {
+                // Zero-fill ahead; this commit's fdatasync flushes the new size and blocks once,
+                // and the commits after it overwrite in place.
+                let end = open.len + written;
+                let step = format::PREALLOCATE_BYTES;
+                let target = end.max((end / step + 1).saturating_mul(step).min(max_segment_bytes));
+                zero_fill(&open.file, end, target)?;
+                open.allocated = target;
             }
             open.file.sync_data()
         })();
         match write {
             Ok(()) => {
-                let written: u64 = group.iter().map(|a| a.payload.len() as u64).sum();
                 open.len += written;
                 open.first_record_at.get_or_insert_with(Instant::now);
                 self.shared.depth_bytes.fetch_add(written, Ordering::Relaxed);
@@ -364,9 +386,14 @@ impl WriterState {
                 // Nothing of this group is acknowledged. Cut the segment back to its last
                 // acknowledged byte so later records stay readable; if even that fails, abandon
                 // the segment (recovery truncates its tail) and start a new one next time.
-                let restored = open.file.set_len(before).and_then(|()| open.file.sync_all());
-                if restored.is_err() {
-                    self.open = None;
+                let restored = open
+                    .file
+                    .set_len(before)
+                    .and_then(|()| open.file.sync_all())
+                    .and_then(|()| open.file.seek(io::SeekFrom::Start(before)).map(drop));
+                match restored {
+                    Ok(()) => open.allocated = before,
+                    Err(_) => self.open = None,
                 }
                 Err(error)
             }
@@ -379,10 +406,12 @@ impl WriterState {
         let file = format::create_segment(&self.config.dir, id)?;
         self.last_id = id;
         self.shared.depth_segments.fetch_add(1, Ordering::Relaxed);
+        self.shared.depth_bytes.fetch_add(format::MAGIC.len() as u64, Ordering::Relaxed);
         self.open = Some(OpenSegment {
             id,
             file,
             len: format::MAGIC.len() as u64,
+            allocated: format::MAGIC.len() as u64,
             first_record_at: None,
         });
         Ok(())
@@ -405,10 +434,41 @@ impl WriterState {
             std::fs::remove_file(format::segment_path(&self.config.dir, open.id, OPEN_SUFFIX))?;
             return format::sync_dir(&self.config.dir);
         }
+        if open.allocated > open.len {
+            open.file.set_len(open.len)?;
+        }
         open.file.sync_all()?;
         drop(open.file);
         format::seal(&self.config.dir, open.id)?;
         metrics::counter!("clickstream_spool_segments_sealed_total").increment(1);
         Ok(())
     }
+}
+
+/// Writes every payload of `group` at the file's cursor with as few `writev` calls as the
+/// kernel allows (one, normally).
+fn write_all_vectored(file: &mut File, group: &[Append]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = group.iter().map(|a| IoSlice::new(&a.payload)).collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        match file.write_vectored(remaining) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut remaining, n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Writes zeros over `[from, to)` without moving the file's cursor.
+fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(ZEROS.len());
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
