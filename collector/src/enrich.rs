@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use event_model::{Event, EventType, TrackerEvent};
 
 /// What the collector knows about the request an event came in.
@@ -40,7 +40,13 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0")
+            let mut out = String::with_capacity(15);
+            for octet in [a, b, c] {
+                out.push_str(itoa::Buffer::new().format(octet));
+                out.push('.');
+            }
+            out.push('0');
+            out
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => truncate_ip(IpAddr::V4(v4)),
@@ -176,8 +182,10 @@ fn url_facts(url: &str) -> (Option<String>, [Option<String>; 5]) {
     (path, found)
 }
 
+/// `time` truncated to whole microseconds (the stored precision).
 fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
-    time.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(time)
+    let below_micros = time.nanosecond() % 1_000;
+    if below_micros == 0 { time } else { time - TimeDelta::nanoseconds(i64::from(below_micros)) }
 }
 
 /// Builds the stored event from a valid tracker event and its request.
@@ -212,10 +220,10 @@ pub fn enrich(
     let product = event.product.unwrap_or_default();
     let order = event.order.unwrap_or_default();
     let context = event.context.unwrap_or_default();
-    let campaign = context.campaign.clone().unwrap_or_default();
+    let campaign = context.campaign.unwrap_or_default();
     let (url_path, [url_source, url_medium, url_campaign, url_term, url_content]) =
         page.url.as_deref().map(url_facts).unwrap_or_default();
-    let (user_agent, ua) = match context.user_agent.clone() {
+    let (user_agent, ua) = match context.user_agent {
         Some(own) => {
             let facts = parser.parse(&own);
             (Some(own), Some(facts))
@@ -226,9 +234,9 @@ pub fn enrich(
         device_class: "other",
         ..UserAgentFacts::default()
     });
-    let app = context.app.clone().unwrap_or_default();
-    let library = context.library.clone().unwrap_or_default();
-    let screen = context.screen.clone().unwrap_or_default();
+    let app = context.app.unwrap_or_default();
+    let library = context.library.unwrap_or_default();
+    let screen = context.screen.unwrap_or_default();
 
     Event {
         event_id,

@@ -15,118 +15,119 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::event::Event;
 use crate::money::Money;
 
+/// `,"name":` as one static byte string.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":").as_bytes()
+    };
+}
+
 /// Writes `event` as JSON into `out`.
 pub(crate) fn write_event(event: &Event, out: &mut Vec<u8>) {
     let e = event;
-    let mut w = Writer { out, first: true };
-    w.out.push(b'{');
-    w.text("event_id", &e.event_id);
-    w.boolean("event_id_generated", e.event_id_generated);
-    w.text("event_type", e.event_type.as_str());
-    w.text("event_name", &e.event_name);
-    w.time("event_time", e.event_time);
-    w.opt_time("client_event_time", e.client_event_time);
-    w.boolean("event_time_out_of_range", e.event_time_out_of_range);
-    w.opt_time("sent_at", e.sent_at);
-    w.time("received_at", e.received_at);
-    w.text("source_id", &e.source_id);
-    w.opt_text("anonymous_id", &e.anonymous_id);
-    w.opt_text("user_id", &e.user_id);
-    w.opt_text("session_id", &e.session_id);
-    w.opt_text("page_url", &e.page_url);
-    w.opt_text("page_path", &e.page_path);
-    w.opt_text("page_referrer", &e.page_referrer);
-    w.opt_text("page_title", &e.page_title);
-    w.opt_text("product_id", &e.product_id);
-    w.opt_text("category_id", &e.category_id);
-    w.opt_text("category_code", &e.category_code);
-    w.opt_text("brand", &e.brand);
-    w.opt_money("price", e.price);
-    w.opt_text("currency", &e.currency);
-    w.opt_int("quantity", e.quantity);
-    w.opt_text("order_id", &e.order_id);
-    w.opt_money("revenue", e.revenue);
-    w.opt_text("order_currency", &e.order_currency);
-    w.opt_text("search_query", &e.search_query);
+    let mut w = Writer { out };
+    // `event_id` always comes first; every later key brings its comma.
+    w.out.extend_from_slice(b"{\"event_id\":");
+    write_string(w.out, &e.event_id);
+    w.boolean(key!("event_id_generated"), e.event_id_generated);
+    w.text(key!("event_type"), e.event_type.as_str());
+    w.text(key!("event_name"), &e.event_name);
+    w.time(key!("event_time"), e.event_time);
+    w.opt_time(key!("client_event_time"), e.client_event_time);
+    w.boolean(key!("event_time_out_of_range"), e.event_time_out_of_range);
+    w.opt_time(key!("sent_at"), e.sent_at);
+    w.time(key!("received_at"), e.received_at);
+    w.text(key!("source_id"), &e.source_id);
+    w.opt_text(key!("anonymous_id"), &e.anonymous_id);
+    w.opt_text(key!("user_id"), &e.user_id);
+    w.opt_text(key!("session_id"), &e.session_id);
+    w.opt_text(key!("page_url"), &e.page_url);
+    w.opt_text(key!("page_path"), &e.page_path);
+    w.opt_text(key!("page_referrer"), &e.page_referrer);
+    w.opt_text(key!("page_title"), &e.page_title);
+    w.opt_text(key!("product_id"), &e.product_id);
+    w.opt_text(key!("category_id"), &e.category_id);
+    w.opt_text(key!("category_code"), &e.category_code);
+    w.opt_text(key!("brand"), &e.brand);
+    w.opt_money(key!("price"), e.price);
+    w.opt_text(key!("currency"), &e.currency);
+    w.opt_int(key!("quantity"), e.quantity);
+    w.opt_text(key!("order_id"), &e.order_id);
+    w.opt_money(key!("revenue"), e.revenue);
+    w.opt_text(key!("order_currency"), &e.order_currency);
+    w.opt_text(key!("search_query"), &e.search_query);
     if let Some(platform) = e.platform {
-        w.text("platform", platform.as_str());
+        w.text(key!("platform"), platform.as_str());
     }
-    w.opt_text("app_name", &e.app_name);
-    w.opt_text("app_version", &e.app_version);
-    w.opt_text("locale", &e.locale);
-    w.opt_int("screen_width", e.screen_width);
-    w.opt_int("screen_height", e.screen_height);
-    w.opt_text("library_name", &e.library_name);
-    w.opt_text("library_version", &e.library_version);
-    w.opt_text("utm_source", &e.utm_source);
-    w.opt_text("utm_medium", &e.utm_medium);
-    w.opt_text("utm_campaign", &e.utm_campaign);
-    w.opt_text("utm_term", &e.utm_term);
-    w.opt_text("utm_content", &e.utm_content);
-    w.opt_text("ip_truncated", &e.ip_truncated);
-    w.opt_text("user_agent", &e.user_agent);
-    w.opt_text("ua_browser", &e.ua_browser);
-    w.opt_text("ua_browser_version", &e.ua_browser_version);
-    w.opt_text("ua_os", &e.ua_os);
-    w.opt_text("ua_os_version", &e.ua_os_version);
-    w.opt_text("ua_device_class", &e.ua_device_class);
-    w.boolean("is_bot", e.is_bot);
-    w.opt_text("properties", &e.properties);
+    w.opt_text(key!("app_name"), &e.app_name);
+    w.opt_text(key!("app_version"), &e.app_version);
+    w.opt_text(key!("locale"), &e.locale);
+    w.opt_int(key!("screen_width"), e.screen_width);
+    w.opt_int(key!("screen_height"), e.screen_height);
+    w.opt_text(key!("library_name"), &e.library_name);
+    w.opt_text(key!("library_version"), &e.library_version);
+    w.opt_text(key!("utm_source"), &e.utm_source);
+    w.opt_text(key!("utm_medium"), &e.utm_medium);
+    w.opt_text(key!("utm_campaign"), &e.utm_campaign);
+    w.opt_text(key!("utm_term"), &e.utm_term);
+    w.opt_text(key!("utm_content"), &e.utm_content);
+    w.opt_text(key!("ip_truncated"), &e.ip_truncated);
+    w.opt_text(key!("user_agent"), &e.user_agent);
+    w.opt_text(key!("ua_browser"), &e.ua_browser);
+    w.opt_text(key!("ua_browser_version"), &e.ua_browser_version);
+    w.opt_text(key!("ua_os"), &e.ua_os);
+    w.opt_text(key!("ua_os_version"), &e.ua_os_version);
+    w.opt_text(key!("ua_device_class"), &e.ua_device_class);
+    w.boolean(key!("is_bot"), e.is_bot);
+    w.opt_text(key!("properties"), &e.properties);
     w.out.push(b'}');
 }
 
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
-    first: bool,
 }
 
 impl Writer<'_> {
-    /// `"key":`, after a comma unless it is the first key. Keys are plain ASCII identifiers.
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+    /// `key` is `,"name":` (see `key!`).
+    fn key(&mut self, key: &[u8]) {
+        self.out.extend_from_slice(key);
     }
 
-    fn text(&mut self, key: &str, value: &str) {
+    fn text(&mut self, key: &[u8], value: &str) {
         self.key(key);
         write_string(self.out, value);
     }
 
-    fn opt_text(&mut self, key: &str, value: &Option<String>) {
+    fn opt_text(&mut self, key: &[u8], value: &Option<String>) {
         if let Some(value) = value {
             self.text(key, value);
         }
     }
 
-    fn boolean(&mut self, key: &str, value: bool) {
+    fn boolean(&mut self, key: &[u8], value: bool) {
         self.key(key);
         self.out.extend_from_slice(if value { b"true" } else { b"false" });
     }
 
-    fn opt_int(&mut self, key: &str, value: Option<i64>) {
+    fn opt_int(&mut self, key: &[u8], value: Option<i64>) {
         if let Some(value) = value {
             self.key(key);
             self.out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         }
     }
 
-    fn time(&mut self, key: &str, value: DateTime<Utc>) {
+    fn time(&mut self, key: &[u8], value: DateTime<Utc>) {
         self.key(key);
         write_timestamp(self.out, value);
     }
 
-    fn opt_time(&mut self, key: &str, value: Option<DateTime<Utc>>) {
+    fn opt_time(&mut self, key: &[u8], value: Option<DateTime<Utc>>) {
         if let Some(value) = value {
             self.time(key, value);
         }
     }
 
-    fn opt_money(&mut self, key: &str, value: Option<Money>) {
+    fn opt_money(&mut self, key: &[u8], value: Option<Money>) {
         if let Some(value) = value {
             self.key(key);
             // Amounts are decimal digits, a sign and a point: nothing to escape.
@@ -137,10 +138,23 @@ impl Writer<'_> {
     }
 }
 
+/// The bytes serde_json escapes in a string.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// A JSON string: copied as it is when nothing in it needs escaping, else escaped by
 /// serde_json (quotes, backslashes and control characters; serde_json leaves the rest).
 fn write_string(out: &mut Vec<u8>, value: &str) {
-    let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    let plain = value.bytes().all(|b| !NEEDS_ESCAPE[usize::from(b)]);
     if plain {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
@@ -154,11 +168,13 @@ fn write_string(out: &mut Vec<u8>, value: &str) {
 /// A timestamp as chrono serializes a `DateTime<Utc>`: `YYYY-MM-DDTHH:MM:SS`, then `.mmm`,
 /// `.uuuuuu` or `.nnnnnnnnn` (the shortest that is exact; nothing for whole seconds), then `Z`.
 fn write_timestamp(out: &mut Vec<u8>, value: DateTime<Utc>) {
+    // Fields of the naive UTC value: DateTime's own accessors redo the offset each call.
+    let value = value.naive_utc();
     let year = value.year();
     let nanos = value.nanosecond();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         // Five-digit years and leap seconds are chrono's to spell.
-        let _ = serde_json::to_writer(&mut *out, &value);
+        let _ = serde_json::to_writer(&mut *out, &value.and_utc());
         return;
     }
     let mut buf = [0u8; 32];
