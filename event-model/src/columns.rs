@@ -645,93 +645,93 @@ fn parse_common_timestamp(b: &[u8]) -> Option<i64> {
     Some(seconds * 1_000_000 + micros)
 }
 
-enum ColumnBuilder {
-    Text(StringBuilder),
-    Bool(BooleanBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Decimal(Decimal128Builder),
-    Int(Int64Builder),
+/// One typed builder per column of a type, with the column's position in [`FIELDS`].
+struct Typed<B> {
+    columns: Vec<(usize, B)>,
 }
 
-impl ColumnBuilder {
-    fn new(column_type: ColumnType, rows: usize, text_bytes: usize) -> Self {
-        match column_type {
-            ColumnType::String => Self::Text(StringBuilder::with_capacity(rows, text_bytes)),
-            ColumnType::Bool => Self::Bool(BooleanBuilder::with_capacity(rows)),
-            ColumnType::Timestamp => {
-                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
+impl<B> Typed<B> {
+    fn new(column_type: ColumnType, make: impl Fn() -> B) -> Self {
+        let columns = FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| spec.column_type == column_type)
+            .map(|(index, _)| (index, make()))
+            .collect();
+        Self { columns }
+    }
+
+    /// Appends each builder's value from `values`; `value` returns `None` for a null (or, which
+    /// rows never hold, a value of another type).
+    #[inline(always)]
+    fn append<'v, T>(
+        &mut self,
+        values: &'v [Value<'_>; COLUMNS],
+        value: impl Fn(&'v Value<'_>) -> Option<T>,
+        append_value: impl Fn(&mut B, T),
+        append_null: impl Fn(&mut B),
+    ) {
+        for (index, builder) in &mut self.columns {
+            match value(&values[*index]) {
+                Some(v) => append_value(builder, v),
+                None => {
+                    debug_assert_eq!(values[*index], Value::Null, "value of the wrong type for its column");
+                    append_null(builder);
+                }
             }
-            ColumnType::Decimal => Self::Decimal(
-                Decimal128Builder::with_capacity(rows)
-                    .with_data_type(arrow_schema::DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8)),
-            ),
-            ColumnType::Int64 => Self::Int(Int64Builder::with_capacity(rows)),
         }
     }
 
-    fn append(&mut self, value: &Value<'_>) {
-        match (self, value) {
-            (Self::Text(b), Value::Text(v)) => b.append_value(v),
-            (Self::Bool(b), Value::Bool(v)) => b.append_value(*v),
-            (Self::Timestamp(b), Value::Timestamp(v)) => b.append_value(*v),
-            (Self::Decimal(b), Value::Decimal(v)) => b.append_value(*v),
-            (Self::Int(b), Value::Int(v)) => b.append_value(*v),
-            (builder, value) => {
-                // Rows are only built by `parse` and `from_event`, which type every value.
-                debug_assert_eq!(*value, Value::Null, "value of the wrong type for its column");
-                builder.append_null();
-            }
-        }
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Self::Text(b) => b.append_null(),
-            Self::Bool(b) => b.append_null(),
-            Self::Timestamp(b) => b.append_null(),
-            Self::Decimal(b) => b.append_null(),
-            Self::Int(b) => b.append_null(),
-        }
-    }
-
-    fn text_bytes(&self) -> usize {
-        match self {
-            Self::Text(b) => b.values_slice().len(),
-            _ => 0,
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Text(b) => Arc::new(b.finish()),
-            Self::Bool(b) => Arc::new(b.finish()),
-            Self::Timestamp(b) => Arc::new(b.finish()),
-            Self::Decimal(b) => Arc::new(b.finish()),
-            Self::Int(b) => Arc::new(b.finish()),
+    fn finish_into(&mut self, columns: &mut [Option<ArrayRef>], finish: impl Fn(&mut B) -> ArrayRef) {
+        for (index, builder) in &mut self.columns {
+            columns[*index] = Some(finish(builder));
         }
     }
 }
 
 /// Arrow builders for every stored column: rows go in with [`append`](Self::append), a record
 /// batch with [`arrow_schema`] comes out of [`finish`](Self::finish).
+///
+/// Builders are grouped by type, so appending a row is five tight loops with no dispatch on the
+/// column's type; each reads its columns' values by position.
 pub struct ColumnBuilders {
     schema: SchemaRef,
-    builders: Vec<ColumnBuilder>,
+    text: Typed<StringBuilder>,
+    bools: Typed<BooleanBuilder>,
+    timestamps: Typed<TimestampMicrosecondBuilder>,
+    decimals: Typed<Decimal128Builder>,
+    ints: Typed<Int64Builder>,
     rows: usize,
-    /// Rows and text bytes per column to reserve when the next row arrives after a `finish`.
+    /// Rows, and text bytes per text column, to reserve when the next row arrives after a
+    /// `finish`.
     reserve_rows: usize,
     reserve_bytes: Vec<usize>,
+}
+
+fn timestamp_builder(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
+}
+
+fn decimal_builder(rows: usize) -> Decimal128Builder {
+    Decimal128Builder::with_capacity(rows)
+        .with_data_type(arrow_schema::DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE as i8))
 }
 
 impl ColumnBuilders {
     /// Builders that reserve room for `rows` rows when the first row arrives.
     pub fn with_capacity(rows: usize) -> Self {
+        let text = Typed::new(ColumnType::String, || StringBuilder::with_capacity(0, 0));
+        let reserve_bytes = vec![rows * 16; text.columns.len()];
         Self {
             schema: arrow_schema(),
-            builders: FIELDS.iter().map(|spec| ColumnBuilder::new(spec.column_type, 0, 0)).collect(),
+            text,
+            bools: Typed::new(ColumnType::Bool, || BooleanBuilder::with_capacity(0)),
+            timestamps: Typed::new(ColumnType::Timestamp, || timestamp_builder(0)),
+            decimals: Typed::new(ColumnType::Decimal, || decimal_builder(0)),
+            ints: Typed::new(ColumnType::Int64, || Int64Builder::with_capacity(0)),
             rows: 0,
             reserve_rows: rows,
-            reserve_bytes: vec![rows * 16; COLUMNS],
+            reserve_bytes,
         }
     }
 
@@ -740,13 +740,61 @@ impl ColumnBuilders {
         if self.rows == 0 {
             // Reserving only now keeps a finished, idle set of builders (an hour no longer
             // receiving events) from holding memory.
-            for ((builder, spec), bytes) in self.builders.iter_mut().zip(FIELDS).zip(&self.reserve_bytes) {
-                *builder = ColumnBuilder::new(spec.column_type, self.reserve_rows, *bytes);
+            let rows = self.reserve_rows;
+            for ((_, builder), bytes) in self.text.columns.iter_mut().zip(&self.reserve_bytes) {
+                *builder = StringBuilder::with_capacity(rows, *bytes);
             }
+            self.bools.columns.iter_mut().for_each(|(_, b)| *b = BooleanBuilder::with_capacity(rows));
+            self.timestamps.columns.iter_mut().for_each(|(_, b)| *b = timestamp_builder(rows));
+            self.decimals.columns.iter_mut().for_each(|(_, b)| *b = decimal_builder(rows));
+            self.ints.columns.iter_mut().for_each(|(_, b)| *b = Int64Builder::with_capacity(rows));
         }
-        for (builder, value) in self.builders.iter_mut().zip(&row.values) {
-            builder.append(value);
-        }
+        let values = &row.values;
+        self.text.append(
+            values,
+            |v| match v {
+                Value::Text(t) => Some(t.as_ref()),
+                _ => None,
+            },
+            |b, t| b.append_value(t),
+            StringBuilder::append_null,
+        );
+        self.bools.append(
+            values,
+            |v| match v {
+                Value::Bool(x) => Some(*x),
+                _ => None,
+            },
+            BooleanBuilder::append_value,
+            BooleanBuilder::append_null,
+        );
+        self.timestamps.append(
+            values,
+            |v| match v {
+                Value::Timestamp(x) => Some(*x),
+                _ => None,
+            },
+            TimestampMicrosecondBuilder::append_value,
+            TimestampMicrosecondBuilder::append_null,
+        );
+        self.decimals.append(
+            values,
+            |v| match v {
+                Value::Decimal(x) => Some(*x),
+                _ => None,
+            },
+            Decimal128Builder::append_value,
+            Decimal128Builder::append_null,
+        );
+        self.ints.append(
+            values,
+            |v| match v {
+                Value::Int(x) => Some(*x),
+                _ => None,
+            },
+            Int64Builder::append_value,
+            Int64Builder::append_null,
+        );
         self.rows += 1;
     }
 
@@ -766,18 +814,23 @@ impl ColumnBuilders {
         if self.rows > 0 {
             self.reserve_rows = self.rows;
         }
-        let columns = self
-            .builders
-            .iter_mut()
-            .zip(&mut self.reserve_bytes)
-            .map(|(builder, reserve)| {
-                if builder.text_bytes() > 0 {
-                    *reserve = builder.text_bytes();
-                }
-                builder.finish()
-            })
-            .collect();
+        for ((_, builder), reserve) in self.text.columns.iter().zip(&mut self.reserve_bytes) {
+            let bytes = builder.values_slice().len();
+            if bytes > 0 {
+                *reserve = bytes;
+            }
+        }
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; COLUMNS];
+        self.text.finish_into(&mut columns, |b| Arc::new(b.finish()));
+        self.bools.finish_into(&mut columns, |b| Arc::new(b.finish()));
+        self.timestamps.finish_into(&mut columns, |b| Arc::new(b.finish()));
+        self.decimals.finish_into(&mut columns, |b| Arc::new(b.finish()));
+        self.ints.finish_into(&mut columns, |b| Arc::new(b.finish()));
         self.rows = 0;
+        let columns = columns
+            .into_iter()
+            .map(|column| column.ok_or_else(|| ArrowError::SchemaError("a column has no builder".into())))
+            .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new(self.schema.clone(), columns)
     }
 }
