@@ -114,9 +114,16 @@ async fn a_crashed_writers_torn_segment_is_recovered_by_the_reader() {
 
 #[tokio::test]
 async fn the_open_segment_is_zero_filled_ahead_and_sealed_to_its_records() {
+    for direct_io in [true, false] {
+        zero_filled_ahead_and_sealed_to_its_records(direct_io).await;
+    }
+}
+
+async fn zero_filled_ahead_and_sealed_to_its_records(direct_io: bool) {
     let dir = tempfile::tempdir().unwrap();
     let writer = SpoolWriter::open(SpoolWriterConfig {
         max_segment_age: Duration::from_secs(3600),
+        direct_io,
         ..SpoolWriterConfig::new(dir.path())
     })
     .unwrap();
@@ -141,6 +148,35 @@ async fn the_open_segment_is_zero_filled_ahead_and_sealed_to_its_records() {
     let sealed_path = format::segment_path(dir.path(), sealed[0], SEALED_SUFFIX);
     assert_eq!(std::fs::metadata(&sealed_path).unwrap().len(), data_len as u64);
     assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), records);
+}
+
+/// Records of every size, from a few bytes to several blocks (and past the direct writer's
+/// first staging buffer), in groups and alone, land whole and in order in either write mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_every_size_survive_block_boundaries() {
+    for direct_io in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SpoolWriter::open(SpoolWriterConfig {
+            max_segment_bytes: 3 * 1024 * 1024,
+            direct_io,
+            ..config(dir.path())
+        })
+        .unwrap();
+        let mut want = Vec::new();
+        let mut size = 1usize;
+        for round in 0..120u32 {
+            let group: Vec<Vec<u8>> = (0..1 + round % 4)
+                .map(|i| {
+                    size = (size * 7 + 13) % 150_000 + 1;
+                    (0..size).map(|b| (b as u32 + round + i) as u8 | 1).collect()
+                })
+                .collect();
+            writer.append(&group).await.unwrap();
+            want.extend(group);
+        }
+        writer.close();
+        assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), want, "direct_io = {direct_io}");
+    }
 }
 
 #[tokio::test]
