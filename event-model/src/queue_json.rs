@@ -197,9 +197,9 @@ fn write_timestamp(out: &mut Vec<u8>, value: DateTime<Utc>) {
     digits(&mut buf, value.minute(), 2, Some(b':'));
     digits(&mut buf, value.second(), 2, None);
     if nanos != 0 {
-        let (fraction, width) = if nanos % 1_000_000 == 0 {
+        let (fraction, width) = if nanos.is_multiple_of(1_000_000) {
             (nanos / 1_000_000, 3)
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             (nanos / 1_000, 6)
         } else {
             (nanos, 9)

@@ -369,6 +369,26 @@ impl WriterState {
     }
 
     fn write_group(&mut self, group: &[Append]) -> io::Result<()> {
+        match self.write_group_once(group) {
+            // A filesystem may accept O_DIRECT at open and refuse the writes; nothing of the
+            // group was acknowledged, so write it again through the page cache from now on.
+            Err(error) if error.raw_os_error() == Some(EINVAL) && self.open.as_ref().is_some_and(|o| o.direct.is_some()) => {
+                tracing::warn!(%error, dir = %self.config.dir.display(), "direct writes refused; writing the spool through the page cache");
+                self.config.direct_io = false;
+                if let Some(open) = self.open.as_mut() {
+                    let path = format::segment_path(&self.config.dir, open.id, OPEN_SUFFIX);
+                    let mut file = File::options().write(true).open(path)?;
+                    file.seek(io::SeekFrom::Start(open.len))?;
+                    open.file = file;
+                    open.direct = None;
+                }
+                self.write_group_once(group)
+            }
+            result => result,
+        }
+    }
+
+    fn write_group_once(&mut self, group: &[Append]) -> io::Result<()> {
         if self.open.is_none() {
             self.open_new_segment()?;
         }
@@ -502,7 +522,7 @@ fn write_all_vectored(file: &mut File, group: &[Append]) -> io::Result<()> {
 
 /// Writes zeros over `[from, to)` without moving the file's cursor.
 fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = from;
     while at < to {
         let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(ZEROS.len());
@@ -511,6 +531,9 @@ fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `EINVAL`, what Linux answers an `O_DIRECT` open or write that the filesystem cannot do.
+const EINVAL: i32 = 22;
 
 /// The block size direct writes are aligned to: a multiple of every common device's logical
 /// block size (512 or 4096 bytes).
@@ -560,7 +583,7 @@ impl DirectIo {
         use std::os::unix::fs::OpenOptionsExt;
         match File::options().write(true).custom_flags(libc::O_DIRECT).open(path) {
             Ok(file) => Ok(Some(file)),
-            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(error) if error.raw_os_error() == Some(EINVAL) => Ok(None),
             Err(error) => Err(error),
         }
     }
