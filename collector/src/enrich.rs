@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use event_model::tracker::UrlFacts;
 use event_model::{Event, EventType, TrackerEvent};
 
 /// What the collector knows about the request an event came in.
@@ -158,30 +159,6 @@ impl UserAgentParser {
     }
 }
 
-/// The page URL's path and UTM parameters, from one parse of the URL.
-fn url_facts(url: &str) -> (Option<String>, [Option<String>; 5]) {
-    let mut found: [Option<String>; 5] = Default::default();
-    let Ok(parsed) = url::Url::parse(url) else { return (None, found) };
-    let path = Some(parsed.path().to_owned());
-    if parsed.query().is_none() {
-        return (path, found);
-    }
-    for (key, value) in parsed.query_pairs() {
-        let slot = match key.as_ref() {
-            "utm_source" => 0,
-            "utm_medium" => 1,
-            "utm_campaign" => 2,
-            "utm_term" => 3,
-            "utm_content" => 4,
-            _ => continue,
-        };
-        if !value.is_empty() {
-            found[slot] = Some(value.chars().take(256).collect());
-        }
-    }
-    (path, found)
-}
-
 /// `time` truncated to whole microseconds (the stored precision).
 fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
     let below_micros = time.nanosecond() % 1_000;
@@ -221,8 +198,10 @@ pub fn enrich(
     let order = event.order.unwrap_or_default();
     let context = event.context.unwrap_or_default();
     let campaign = context.campaign.unwrap_or_default();
+    // `check` parsed the URL of every valid event; an event built another way gets it here.
+    let url_facts = page.url_facts.or_else(|| page.url.as_deref().and_then(UrlFacts::parse));
     let (url_path, [url_source, url_medium, url_campaign, url_term, url_content]) =
-        page.url.as_deref().map(url_facts).unwrap_or_default();
+        url_facts.map(|facts| (Some(facts.path), facts.utm)).unwrap_or_default();
     let (user_agent, ua) = match context.user_agent {
         Some(own) => {
             let facts = parser.parse(&own);

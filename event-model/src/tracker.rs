@@ -44,12 +44,48 @@ impl Default for Limits {
     }
 }
 
+/// What the stored event takes from a page URL: its path and its UTM parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UrlFacts {
+    /// The URL's path, normalized by the URL parser.
+    pub path: String,
+    /// `utm_source`, `utm_medium`, `utm_campaign`, `utm_term` and `utm_content`, decoded, at
+    /// most 256 characters each; `None` when absent or empty.
+    pub utm: [Option<String>; 5],
+}
+
+impl UrlFacts {
+    /// Parses `url`; `None` when it is not an absolute URL (the `url` rule of [`Page::url`]).
+    pub fn parse(url: &str) -> Option<Self> {
+        let parsed = url::Url::parse(url).ok()?;
+        let mut utm: [Option<String>; 5] = Default::default();
+        if parsed.query().is_some() {
+            for (key, value) in parsed.query_pairs() {
+                let slot = match key.as_ref() {
+                    "utm_source" => 0,
+                    "utm_medium" => 1,
+                    "utm_campaign" => 2,
+                    "utm_term" => 3,
+                    "utm_content" => 4,
+                    _ => continue,
+                };
+                if !value.is_empty() {
+                    utm[slot] = Some(value.chars().take(256).collect());
+                }
+            }
+        }
+        Some(Self { path: parsed.path().to_owned(), utm })
+    }
+}
+
 /// The page an event happened on.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Page {
-    #[validate(length(max = 4096), url)]
+    /// Must be an absolute URL: [`TrackerEvent::check`] parses it once, for the rule and for
+    /// [`Page::url_facts`].
+    #[validate(length(max = 4096))]
     pub url: Option<String>,
     #[validate(length(max = 2048))]
     pub path: Option<String>,
@@ -57,6 +93,9 @@ pub struct Page {
     pub referrer: Option<String>,
     #[validate(length(max = 1024))]
     pub title: Option<String>,
+    /// The parsed `url`, set by [`TrackerEvent::check`] when it is valid.
+    #[serde(skip)]
+    pub url_facts: Option<UrlFacts>,
 }
 
 /// The product an event is about.
@@ -280,7 +319,6 @@ fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
                         (Some(message), _) => message.to_string(),
                         (None, "length") => describe_bounds("length", e),
                         (None, "range") => describe_bounds("value", e),
-                        (None, "url") => "must be an absolute URL".to_owned(),
                         (None, code) => format!("failed the {code} rule"),
                     };
                     out.push(FieldError::new(&path, e.code.as_ref(), message));
@@ -309,10 +347,20 @@ fn describe_bounds(what: &str, e: &ValidationError) -> String {
 
 impl TrackerEvent {
     /// Every rule violation of this event, each naming its field; empty when the event is valid.
-    pub fn check(&self, limits: &Limits) -> Vec<FieldError> {
+    ///
+    /// Also keeps what the page URL yields (see [`Page::url_facts`]), so it is parsed once.
+    pub fn check(&mut self, limits: &Limits) -> Vec<FieldError> {
         let mut problems = Vec::new();
         if let Err(errors) = self.validate() {
             flatten("", &errors, &mut problems);
+        }
+        if let Some(page) = &mut self.page
+            && let Some(url) = &page.url
+        {
+            page.url_facts = UrlFacts::parse(url);
+            if page.url_facts.is_none() {
+                problems.push(FieldError::new("page.url", "url", "must be an absolute URL"));
+            }
         }
         if self.anonymous_id.is_none() && self.user_id.is_none() {
             problems.push(FieldError::new(
@@ -481,7 +529,7 @@ pub fn parse_event(raw: &str, limits: &Limits) -> Result<TrackerEvent, Vec<Field
     }
     // The fast path parses without path tracking; only a failing event is parsed again to name
     // the field at fault.
-    let event = match serde_json::from_str::<TrackerEvent>(raw) {
+    let mut event = match serde_json::from_str::<TrackerEvent>(raw) {
         Ok(event) => event,
         Err(_) => return Err(parse_error_with_path(raw)),
     };
@@ -511,6 +559,7 @@ pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
     if body.len() <= limits.max_event_bytes
         && let Ok(event) = serde_json::from_str::<TrackerEvent>(body)
     {
+        let mut event = event;
         let problems = event.check(limits);
         let outcome = if problems.is_empty() { Ok(event) } else { Err(problems) };
         return Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body.into(), outcome }] });
@@ -666,10 +715,21 @@ mod tests {
     }
 
     #[test]
+    fn a_valid_page_url_is_parsed_once_for_its_path_and_campaign() {
+        let mut event = page_view();
+        event["page"]["url"] = "https://shop.example/a/./b/%7Ex?utm_source=news+letter&utm_medium=&x=1".into();
+        let parsed = parse_event(&event.to_string(), &limits()).unwrap();
+        let facts = parsed.page.unwrap().url_facts.unwrap();
+        assert_eq!(facts.path, "/a/b/%7Ex");
+        assert_eq!(facts.utm, [Some("news letter".to_owned()), None, None, None, None]);
+    }
+
+    #[test]
     fn bad_urls_timestamps_and_ids_are_rejected() {
         let mut event = page_view();
         event["page"]["url"] = "not a url".into();
-        assert_eq!(check(event), ["page.url"]);
+        let problems = parse_event(&event.to_string(), &limits()).unwrap_err();
+        assert_eq!(problems, [FieldError::new("page.url", "url", "must be an absolute URL")]);
         let mut event = page_view();
         event["event_time"] = "yesterday".into();
         assert_eq!(check(event), ["event_time"]);
