@@ -557,9 +557,8 @@ pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
     // which has the `events` key no event has, or an event that does not parse) takes the
     // general path below, which gives the same outcome for these and names what is wrong.
     if body.len() <= limits.max_event_bytes
-        && let Ok(event) = serde_json::from_str::<TrackerEvent>(body)
+        && let Ok(mut event) = serde_json::from_str::<TrackerEvent>(body)
     {
-        let mut event = event;
         let problems = event.check(limits);
         let outcome = if problems.is_empty() { Ok(event) } else { Err(problems) };
         return Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body.into(), outcome }] });

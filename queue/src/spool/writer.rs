@@ -414,10 +414,7 @@ impl WriterState {
                 let step = format::PREALLOCATE_BYTES;
                 let target = end.max((end / step + 1).saturating_mul(step).min(max_segment_bytes));
                 let target = round_up(target.max(written_to), BLOCK as u64);
-                match &open.direct {
-                    Some(direct) => direct.zero_fill(&open.file, written_to, target)?,
-                    None => zero_fill(&open.file, written_to, target)?,
-                }
+                zero_fill(&open.file, written_to, target)?;
                 open.allocated = target;
             }
             open.file.sync_data()
@@ -520,13 +517,20 @@ fn write_all_vectored(file: &mut File, group: &[Append]) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes zeros over `[from, to)` without moving the file's cursor.
+/// 64 KiB of zeros on a [`BLOCK`] boundary, so direct writes can use them too.
+#[repr(C, align(4096))]
+struct Zeros([u8; 64 * 1024]);
+
+static ZEROS: Zeros = Zeros([0; 64 * 1024]);
+
+/// Writes zeros over `[from, to)` without moving the file's cursor. For a direct-I/O file both
+/// ends must be block-aligned (every chunk then is).
 fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
-    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let zeros = &ZEROS.0;
     let mut at = from;
     while at < to {
-        let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(ZEROS.len());
-        file.write_all_at(&ZEROS[..n], at)?;
+        let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(zeros.len());
+        file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }
     Ok(())
@@ -572,8 +576,6 @@ impl AlignedBuf {
 struct DirectIo {
     /// `staging[..len % BLOCK]` holds the segment's bytes from its last block boundary on.
     staging: AlignedBuf,
-    /// Zeros for preallocation.
-    zeros: AlignedBuf,
 }
 
 impl DirectIo {
@@ -598,7 +600,7 @@ impl DirectIo {
     fn new(written: &[u8]) -> Self {
         let mut staging = AlignedBuf::zeroed(64 * 1024);
         staging.bytes_mut()[..written.len()].copy_from_slice(written);
-        Self { staging, zeros: AlignedBuf::zeroed(64 * 1024) }
+        Self { staging }
     }
 
     /// Writes the group's payloads after the segment's first `len` bytes; returns the offset
@@ -632,17 +634,5 @@ impl DirectIo {
         let from = (new_block - old_block) as usize;
         let tail = (new_len % BLOCK as u64) as usize;
         self.staging.bytes_mut().copy_within(from..from + tail, 0);
-    }
-
-    /// Writes zeros over `[from, to)`, both block-aligned.
-    fn zero_fill(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
-        let zeros = self.zeros.bytes();
-        let mut at = from;
-        while at < to {
-            let n = usize::try_from(to - at).unwrap_or(usize::MAX).min(zeros.len());
-            file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
-        Ok(())
     }
 }
