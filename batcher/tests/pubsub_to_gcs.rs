@@ -20,6 +20,7 @@ use batcher::pubsub_source::{PubSubSourceConfig, drain};
 use batcher::spool_source::RunBounds;
 use batcher::writer::LakeWriter;
 use common::{event, lake_contents, uuid};
+use event_model::Event;
 use google_cloud_pubsub::client::{Publisher, Subscriber};
 use google_cloud_pubsub::model::Message;
 use queue::EventSink;
@@ -99,7 +100,7 @@ async fn published_events_become_hourly_parquet_in_the_bucket() {
     for i in 0..120 {
         events.push(event(&uuid(), &format!("2026-11-24T{:02}:{:02}:00Z", 10 + i % 2, i % 60)));
     }
-    sink.publish(&events, &[]).await.unwrap();
+    sink.publish(&events.iter().map(Event::view).collect::<Vec<_>>(), &[]).await.unwrap();
     let publisher = Publisher::builder(pubsub.topic_path("events"))
         .with_endpoint(format!("http://{pubsub_host}"))
         .with_credentials(anonymous())

@@ -13,7 +13,7 @@ use batcher::parquet_io::ParquetSettings;
 use batcher::spool_source::{RunBounds, drain};
 use batcher::writer::LakeWriter;
 use common::{event, lake_contents, uuid};
-use event_model::FailedEvent;
+use event_model::{Event, FailedEvent};
 use queue::EventSink;
 use queue::spool::{EVENTS_STREAM, SpoolSink, SpoolWriter, SpoolWriterConfig, stream_dir};
 use rand::Rng;
@@ -32,7 +32,7 @@ async fn events_land_in_the_hour_of_their_event_time_and_late_ones_in_their_own_
     let late = event(&uuid(), "2026-11-24T07:59:59.999Z");
     let mut all = on_time.clone();
     all.push(late.clone());
-    sink.publish(&all, &[]).await.unwrap();
+    sink.publish(&all.iter().map(Event::view).collect::<Vec<_>>(), &[]).await.unwrap();
     sink.shutdown().await;
 
     let lake = Arc::new(LocalLake::new(dir.path().join("lake")));
@@ -96,7 +96,7 @@ async fn every_event_is_in_the_lake_exactly_once_across_random_sigkills() {
                 .map(|i| event(&uuid(), &format!("2026-11-24T{:02}:{:02}:00Z", 8 + (batch + i) % 4, i % 60)))
                 .collect();
             expected.extend(events.iter().map(|e| e.event_id.clone()));
-            sink.publish(&events, &[]).await.unwrap();
+            sink.publish(&events.iter().map(Event::view).collect::<Vec<_>>(), &[]).await.unwrap();
         }
         sink.shutdown().await;
     }
@@ -174,7 +174,7 @@ async fn duckdb_reads_the_lake_and_agrees_on_counts_and_values() {
     }
     // A duplicate delivery in the same segment is removed.
     events.push(events[0].clone());
-    sink.publish(&events, &[]).await.unwrap();
+    sink.publish(&events.iter().map(Event::view).collect::<Vec<_>>(), &[]).await.unwrap();
     sink.shutdown().await;
     let lake = Arc::new(LocalLake::new(dir.path().join("lake")));
     drain(&spool, &LakeWriter::new(lake.clone(), ParquetSettings::default()), RunBounds::default()).await.unwrap();

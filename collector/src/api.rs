@@ -242,7 +242,7 @@ async fn reject_body(
 pub async fn ingest(
     state: &AppState,
     mut request: RequestContext,
-    batch: Batch,
+    batch: Batch<'_>,
 ) -> Result<IngestResponse, ApiError> {
     state.check_rate(&request.source_id, batch.items.len())?;
     request.batch_sent_at = batch.sent_at;
@@ -259,7 +259,7 @@ pub async fn ingest(
         match item.outcome {
             Ok(event) => {
                 let stored = enrich(event, &request, state.time_window(), state.user_agents());
-                event_ids.push(Some(stored.event_id.clone()));
+                event_ids.push(Some(stored.event_id.to_string()));
                 events.push(stored);
             }
             Err(errors) => {
@@ -272,7 +272,7 @@ pub async fn ingest(
                     Some(request.source_id.clone()),
                     position,
                     errors,
-                    &item.raw,
+                    item.raw,
                 ));
                 event_ids.push(None);
             }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use event_model::tracker::UrlFacts;
+use std::borrow::Cow;
+
+use event_model::event::EventView;
 use event_model::{Event, EventType, TrackerEvent};
 
 /// What the collector knows about the request an event came in.
@@ -165,13 +168,21 @@ fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
     if below_micros == 0 { time } else { time - TimeDelta::nanoseconds(i64::from(below_micros)) }
 }
 
+/// Browser, browser version, OS and OS version, borrowed.
+fn user_agent_text(facts: &UserAgentFacts) -> [Option<Cow<'_, str>>; 4] {
+    [&facts.browser, &facts.browser_version, &facts.os, &facts.os_version].map(|v| v.as_deref().map(Cow::Borrowed))
+}
+
 /// Builds the stored event from a valid tracker event and its request.
-pub fn enrich(
-    event: TrackerEvent,
-    request: &RequestContext,
+///
+/// The stored event borrows its text from the tracker event (which borrows the request body)
+/// and from the request, so nothing is copied until the event is encoded for the queue.
+pub fn enrich<'a>(
+    event: TrackerEvent<'a>,
+    request: &'a RequestContext,
     window: TimeWindow,
     parser: &UserAgentParser,
-) -> Event {
+) -> EventView<'a> {
     let received_at = to_micros(request.received_at);
     let sent_at = event.sent_at.or(request.batch_sent_at).map(to_micros);
     let client_event_time = event.event_time.map(to_micros);
@@ -190,8 +201,8 @@ pub fn enrich(
         None => (uuid::Uuid::now_v7().to_string(), true),
     };
     let event_name = match event.event_type {
-        EventType::Custom => event.event_name.clone().unwrap_or_default(),
-        other => other.as_str().to_owned(),
+        EventType::Custom => event.event_name.unwrap_or_default(),
+        other => Cow::Borrowed(other.as_str()),
     };
     let page = event.page.unwrap_or_default();
     let product = event.product.unwrap_or_default();
@@ -199,26 +210,30 @@ pub fn enrich(
     let context = event.context.unwrap_or_default();
     let campaign = context.campaign.unwrap_or_default();
     // `check` parsed the URL of every valid event; an event built another way gets it here.
-    let url_facts = page.url_facts.or_else(|| page.url.as_deref().and_then(UrlFacts::parse));
+    let url_facts = page.url_facts.or_else(|| {
+        page.url.as_deref().and_then(UrlFacts::parse).map(UrlFacts::into_owned)
+    });
     let (url_path, [url_source, url_medium, url_campaign, url_term, url_content]) =
         url_facts.map(|facts| (Some(facts.path), facts.utm)).unwrap_or_default();
-    let (user_agent, ua) = match context.user_agent {
-        Some(own) => {
-            let facts = parser.parse(&own);
-            (Some(own), Some(facts))
-        }
-        None => (request.user_agent.clone(), request.user_agent_facts.clone()),
-    };
-    let ua = ua.map(|facts| (*facts).clone()).unwrap_or(UserAgentFacts {
-        device_class: "other",
-        ..UserAgentFacts::default()
-    });
+    // The request's user-agent facts are borrowed; an event's own user agent (server-side
+    // tracking) has facts of its own, which the event then owns.
+    let request_user_agent = request.user_agent.as_deref().map(Cow::Borrowed);
+    let (user_agent, [ua_browser, ua_browser_version, ua_os, ua_os_version], device_class, is_bot) =
+        match (context.user_agent, request.user_agent_facts.as_deref()) {
+            (Some(own), _) => {
+                let facts = parser.parse(&own);
+                let text = user_agent_text(&facts).map(|v| v.map(|v| Cow::Owned(v.into_owned())));
+                (Some(own), text, facts.device_class, facts.is_bot)
+            }
+            (None, Some(facts)) => (request_user_agent, user_agent_text(facts), facts.device_class, facts.is_bot),
+            (None, None) => (request_user_agent, Default::default(), "other", false),
+        };
     let app = context.app.unwrap_or_default();
     let library = context.library.unwrap_or_default();
     let screen = context.screen.unwrap_or_default();
 
     Event {
-        event_id,
+        event_id: Cow::Owned(event_id),
         event_id_generated,
         event_type: event.event_type,
         event_name,
@@ -227,7 +242,7 @@ pub fn enrich(
         event_time_out_of_range: out_of_range,
         sent_at,
         received_at,
-        source_id: request.source_id.clone(),
+        source_id: Cow::Borrowed(&request.source_id),
         anonymous_id: event.anonymous_id,
         user_id: event.user_id,
         session_id: event.session_id,
@@ -259,15 +274,15 @@ pub fn enrich(
         utm_campaign: campaign.name.or(url_campaign),
         utm_term: campaign.term.or(url_term),
         utm_content: campaign.content.or(url_content),
-        ip_truncated: request.client_ip.map(truncate_ip),
+        ip_truncated: request.client_ip.map(|ip| Cow::Owned(truncate_ip(ip))),
         user_agent,
-        ua_browser: ua.browser,
-        ua_browser_version: ua.browser_version,
-        ua_os: ua.os,
-        ua_os_version: ua.os_version,
-        ua_device_class: Some(ua.device_class.to_owned()),
-        is_bot: ua.is_bot,
-        properties: event.properties.map(|p| serde_json::Value::Object(p).to_string()),
+        ua_browser,
+        ua_browser_version,
+        ua_os,
+        ua_os_version,
+        ua_device_class: Some(Cow::Borrowed(device_class)),
+        is_bot,
+        properties: event.properties.map(|p| Cow::Owned(serde_json::Value::Object(p).to_string())),
     }
 }
 
@@ -297,8 +312,8 @@ mod tests {
         }
     }
 
-    fn tracker(json: serde_json::Value) -> TrackerEvent {
-        serde_json::from_value(json).unwrap()
+    fn tracker(json: serde_json::Value) -> TrackerEvent<'static> {
+        serde::Deserialize::deserialize(json).unwrap()
     }
 
     #[test]
@@ -307,7 +322,8 @@ mod tests {
         // The client's clock runs one hour fast: it says it sent at 13:00:05 an event of 13:00:00.
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
             "event_time": "2026-11-24T13:00:00Z", "sent_at": "2026-11-24T13:00:05Z"}));
-        let stored = enrich(event, &request(received), window(), &UserAgentParser::default());
+        let request = request(received);
+        let stored = enrich(event, &request, window(), &UserAgentParser::default());
         assert_eq!(stored.event_time, Utc.with_ymd_and_hms(2026, 11, 24, 11, 59, 55).unwrap());
         assert_eq!(stored.client_event_time.unwrap().to_rfc3339(), "2026-11-24T13:00:00+00:00");
         assert!(!stored.event_time_out_of_range);
@@ -330,7 +346,8 @@ mod tests {
         for claim in ["2025-01-01T00:00:00Z", "2026-11-24T13:00:00Z"] {
             let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
                 "event_time": claim}));
-            let stored = enrich(event, &request(received), window(), &UserAgentParser::default());
+            let request = request(received);
+        let stored = enrich(event, &request, window(), &UserAgentParser::default());
             assert!(stored.event_time_out_of_range, "{claim}");
             assert_eq!(stored.event_time, received);
             assert_eq!(stored.client_event_time.unwrap(), claim.parse::<DateTime<Utc>>().unwrap());
@@ -340,7 +357,8 @@ mod tests {
     #[test]
     fn a_missing_event_id_is_generated_as_uuid_v7_and_recorded() {
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a"}));
-        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
+        let request = request(Utc::now());
+        let stored = enrich(event, &request, window(), &UserAgentParser::default());
         assert!(stored.event_id_generated);
         assert_eq!(uuid::Uuid::parse_str(&stored.event_id).unwrap().get_version_num(), 7);
     }
@@ -373,7 +391,8 @@ mod tests {
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
             "page": {"url": "https://shop.example/p/1?utm_source=news&utm_medium=email&x=1"},
             "context": {"campaign": {"name": "black-friday"}}}));
-        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
+        let request = request(Utc::now());
+        let stored = enrich(event, &request, window(), &UserAgentParser::default());
         assert_eq!(stored.utm_source.as_deref(), Some("news"));
         assert_eq!(stored.utm_medium.as_deref(), Some("email"));
         assert_eq!(stored.utm_campaign.as_deref(), Some("black-friday"));
@@ -385,7 +404,8 @@ mod tests {
         let event = tracker(serde_json::json!({"event_type": "custom", "event_name": "newsletter_signup",
             "user_id": "u1", "properties": {"list": "weekly"},
             "context": {"user_agent": IPHONE}}));
-        let stored = enrich(event, &request(Utc::now()), window(), &UserAgentParser::default());
+        let request = request(Utc::now());
+        let stored = enrich(event, &request, window(), &UserAgentParser::default());
         assert_eq!(stored.event_name, "newsletter_signup");
         assert_eq!(stored.properties.as_deref(), Some(r#"{"list":"weekly"}"#));
         assert_eq!(stored.ua_device_class.as_deref(), Some("mobile"), "context user agent wins");

@@ -358,23 +358,30 @@ pub async fn handle(
     }
     let batch_sent_at = payload.get("sentAt").and_then(Value::as_str).and_then(|t| t.parse().ok());
     let limits = state.limits();
-    let mut items = Vec::new();
+    // Each message's text (dead-lettered as sent when rejected) and the tracker events it maps
+    // to, as JSON text; the parsed events borrow these strings.
+    let mut texts: Vec<(String, Result<Vec<String>, FieldError>)> = Vec::with_capacity(messages.len());
     for message in &messages {
-        let raw: Box<str> = message.to_string().into();
+        let raw = message.to_string();
         if raw.len() > limits.max_event_bytes {
             let error = FieldError::new("message", "too_large", format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes));
-            items.push(BatchItem { raw, outcome: Err(vec![error]) });
+            texts.push((raw, Err(error)));
             continue;
         }
-        match map_message(message, call, &source_id) {
-            Ok(events) => {
-                let name = message.get("event").and_then(text).unwrap_or_else(|| "segment".into());
-                for event in events {
-                    let outcome = event_model::tracker::parse_event(&repair(event, &name, &limits).to_string(), &limits);
-                    items.push(BatchItem { raw: raw.clone(), outcome });
-                }
-            }
-            Err(error) => items.push(BatchItem { raw, outcome: Err(vec![error]) }),
+        let mapped = map_message(message, call, &source_id).map(|events| {
+            let name = message.get("event").and_then(text).unwrap_or_else(|| "segment".into());
+            events.into_iter().map(|event| repair(event, &name, &limits).to_string()).collect()
+        });
+        texts.push((raw, mapped));
+    }
+    let mut items = Vec::new();
+    for (raw, mapped) in &texts {
+        match mapped {
+            Ok(events) => items.extend(events.iter().map(|event| BatchItem {
+                raw,
+                outcome: event_model::tracker::parse_event(event, &limits),
+            })),
+            Err(error) => items.push(BatchItem { raw, outcome: Err(vec![error.clone()]) }),
         }
     }
     let request = RequestContext {
@@ -436,7 +443,8 @@ mod tests {
         let again = map_message(&message, Call::Batch, "shop").unwrap();
         assert_eq!(events[0]["event_id"], again[0]["event_id"], "ids are stable across retries");
         for event in events {
-            let parsed = event_model::tracker::parse_event(&event.to_string(), &event_model::Limits::default());
+            let text = event.to_string();
+            let parsed = event_model::tracker::parse_event(&text, &event_model::Limits::default());
             assert!(parsed.is_ok(), "{event}: {parsed:?}");
         }
     }
@@ -455,7 +463,8 @@ mod tests {
             let message = json!({"event": name, "anonymousId": "a", "properties": {"product_id": "p", "query": "shoes", "price": 3}});
             let events = map_message(&message, Call::Track, "s").unwrap();
             assert_eq!(events[0]["event_type"], expected, "{name}");
-            let parsed = event_model::tracker::parse_event(&events[0].to_string(), &event_model::Limits::default());
+            let text = events[0].to_string();
+            let parsed = event_model::tracker::parse_event(&text, &event_model::Limits::default());
             assert!(parsed.is_ok(), "{name}: {parsed:?}");
         }
     }

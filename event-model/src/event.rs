@@ -4,6 +4,8 @@
 //! this order; [`crate::schema::FIELDS`] documents each one and a test keeps the two in step. On
 //! the queue (spool record or Pub/Sub message data) an event travels as this struct's JSON.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -99,17 +101,22 @@ impl Platform {
     }
 }
 
+/// An [`Event`] whose text borrows from elsewhere — the request body, the request, or an owned
+/// event ([`Event::view`]): what the collector builds and the queue sinks take, so an accepted
+/// event's strings are copied once, into its queue encoding.
+pub type EventView<'a> = Event<Cow<'a, str>>;
+
 /// One enriched event as stored in the queue, the lake and the warehouse.
 ///
 /// Field documentation lives once, in [`crate::schema::FIELDS`]. On the queue, empty optional
 /// columns are left out of the JSON (a third of a typical message's bytes) and read back as null.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
-pub struct Event {
-    pub event_id: String,
+pub struct Event<S = String> {
+    pub event_id: S,
     pub event_id_generated: bool,
     pub event_type: EventType,
-    pub event_name: String,
+    pub event_name: S,
     pub event_time: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_event_time: Option<DateTime<Utc>>,
@@ -117,87 +124,87 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
-    pub source_id: String,
+    pub source_id: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_url: Option<String>,
+    pub page_url: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_path: Option<String>,
+    pub page_path: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_referrer: Option<String>,
+    pub page_referrer: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_title: Option<String>,
+    pub page_title: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_id: Option<String>,
+    pub product_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category_id: Option<String>,
+    pub category_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category_code: Option<String>,
+    pub category_code: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
+    pub brand: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub order_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_currency: Option<String>,
+    pub order_currency: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub search_query: Option<String>,
+    pub search_query: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_name: Option<String>,
+    pub app_name: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_version: Option<String>,
+    pub app_version: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
+    pub locale: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screen_width: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screen_height: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub library_name: Option<String>,
+    pub library_name: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub library_version: Option<String>,
+    pub library_version: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utm_source: Option<String>,
+    pub utm_source: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utm_medium: Option<String>,
+    pub utm_medium: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utm_campaign: Option<String>,
+    pub utm_campaign: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utm_term: Option<String>,
+    pub utm_term: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub utm_content: Option<String>,
+    pub utm_content: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_truncated: Option<String>,
+    pub ip_truncated: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua_browser: Option<String>,
+    pub ua_browser: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua_browser_version: Option<String>,
+    pub ua_browser_version: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua_os: Option<String>,
+    pub ua_os: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua_os_version: Option<String>,
+    pub ua_os_version: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua_device_class: Option<String>,
+    pub ua_device_class: Option<S>,
     pub is_bot: bool,
     /// The client's free-form properties as JSON text (absent when the client sent none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<String>,
+    pub properties: Option<S>,
 }
 
 impl Event {
@@ -263,16 +270,82 @@ impl Event {
         }
     }
 
+    /// The event as a view borrowing its text: what the queue sinks take.
+    pub fn view(&self) -> EventView<'_> {
+        Event {
+            event_id: Cow::Borrowed(&self.event_id),
+            event_id_generated: self.event_id_generated,
+            event_type: self.event_type,
+            event_name: Cow::Borrowed(&self.event_name),
+            event_time: self.event_time,
+            client_event_time: self.client_event_time,
+            event_time_out_of_range: self.event_time_out_of_range,
+            sent_at: self.sent_at,
+            received_at: self.received_at,
+            source_id: Cow::Borrowed(&self.source_id),
+            anonymous_id: self.anonymous_id.as_deref().map(Cow::Borrowed),
+            user_id: self.user_id.as_deref().map(Cow::Borrowed),
+            session_id: self.session_id.as_deref().map(Cow::Borrowed),
+            page_url: self.page_url.as_deref().map(Cow::Borrowed),
+            page_path: self.page_path.as_deref().map(Cow::Borrowed),
+            page_referrer: self.page_referrer.as_deref().map(Cow::Borrowed),
+            page_title: self.page_title.as_deref().map(Cow::Borrowed),
+            product_id: self.product_id.as_deref().map(Cow::Borrowed),
+            category_id: self.category_id.as_deref().map(Cow::Borrowed),
+            category_code: self.category_code.as_deref().map(Cow::Borrowed),
+            brand: self.brand.as_deref().map(Cow::Borrowed),
+            price: self.price,
+            currency: self.currency.as_deref().map(Cow::Borrowed),
+            quantity: self.quantity,
+            order_id: self.order_id.as_deref().map(Cow::Borrowed),
+            revenue: self.revenue,
+            order_currency: self.order_currency.as_deref().map(Cow::Borrowed),
+            search_query: self.search_query.as_deref().map(Cow::Borrowed),
+            platform: self.platform,
+            app_name: self.app_name.as_deref().map(Cow::Borrowed),
+            app_version: self.app_version.as_deref().map(Cow::Borrowed),
+            locale: self.locale.as_deref().map(Cow::Borrowed),
+            screen_width: self.screen_width,
+            screen_height: self.screen_height,
+            library_name: self.library_name.as_deref().map(Cow::Borrowed),
+            library_version: self.library_version.as_deref().map(Cow::Borrowed),
+            utm_source: self.utm_source.as_deref().map(Cow::Borrowed),
+            utm_medium: self.utm_medium.as_deref().map(Cow::Borrowed),
+            utm_campaign: self.utm_campaign.as_deref().map(Cow::Borrowed),
+            utm_term: self.utm_term.as_deref().map(Cow::Borrowed),
+            utm_content: self.utm_content.as_deref().map(Cow::Borrowed),
+            ip_truncated: self.ip_truncated.as_deref().map(Cow::Borrowed),
+            user_agent: self.user_agent.as_deref().map(Cow::Borrowed),
+            ua_browser: self.ua_browser.as_deref().map(Cow::Borrowed),
+            ua_browser_version: self.ua_browser_version.as_deref().map(Cow::Borrowed),
+            ua_os: self.ua_os.as_deref().map(Cow::Borrowed),
+            ua_os_version: self.ua_os_version.as_deref().map(Cow::Borrowed),
+            ua_device_class: self.ua_device_class.as_deref().map(Cow::Borrowed),
+            is_bot: self.is_bot,
+            properties: self.properties.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+impl<S: AsRef<str>> Event<S> {
     /// The queue encoding of this event (JSON).
     ///
     /// Byte for byte what `serde_json::to_vec` makes of this struct, written by hand (module
     /// `queue_json`) without serde's per-field overhead.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
-        crate::queue_json::write_event(self, &mut out);
+        self.write_json(&mut out);
         out
     }
 
+    /// Appends the queue encoding of this event to `out` (see [`Event::to_json_bytes`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        crate::queue_json::write_event(self, out);
+    }
+
+}
+
+impl Event {
     /// Decodes an event from its queue encoding.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)

@@ -15,6 +15,7 @@ pub mod columns;
 pub mod event;
 pub mod failed;
 pub mod money;
+pub mod page_url;
 mod queue_json;
 pub mod schema;
 pub mod tracker;

@@ -23,21 +23,21 @@ macro_rules! key {
 }
 
 /// Writes `event` as JSON into `out`.
-pub(crate) fn write_event(event: &Event, out: &mut Vec<u8>) {
+pub(crate) fn write_event<S: AsRef<str>>(event: &Event<S>, out: &mut Vec<u8>) {
     let e = event;
     let mut w = Writer { out };
     // `event_id` always comes first; every later key brings its comma.
     w.out.extend_from_slice(b"{\"event_id\":");
-    write_string(w.out, &e.event_id);
+    write_string(w.out, e.event_id.as_ref());
     w.boolean(key!("event_id_generated"), e.event_id_generated);
     w.text(key!("event_type"), e.event_type.as_str());
-    w.text(key!("event_name"), &e.event_name);
+    w.text(key!("event_name"), e.event_name.as_ref());
     w.time(key!("event_time"), e.event_time);
     w.opt_time(key!("client_event_time"), e.client_event_time);
     w.boolean(key!("event_time_out_of_range"), e.event_time_out_of_range);
     w.opt_time(key!("sent_at"), e.sent_at);
     w.time(key!("received_at"), e.received_at);
-    w.text(key!("source_id"), &e.source_id);
+    w.text(key!("source_id"), e.source_id.as_ref());
     w.opt_text(key!("anonymous_id"), &e.anonymous_id);
     w.opt_text(key!("user_id"), &e.user_id);
     w.opt_text(key!("session_id"), &e.session_id);
@@ -98,9 +98,9 @@ impl Writer<'_> {
         write_string(self.out, value);
     }
 
-    fn opt_text(&mut self, key: &[u8], value: &Option<String>) {
+    fn opt_text<S: AsRef<str>>(&mut self, key: &[u8], value: &Option<S>) {
         if let Some(value) = value {
-            self.text(key, value);
+            self.text(key, value.as_ref());
         }
     }
 

@@ -19,6 +19,7 @@ use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKin
 use crate::event::{EventType, Platform};
 use crate::failed::FieldError;
 use crate::money::Money;
+pub use crate::page_url::UrlFacts;
 
 /// Size limits on requests and events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,77 +45,52 @@ impl Default for Limits {
     }
 }
 
-/// What the stored event takes from a page URL: its path and its UTM parameters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UrlFacts {
-    /// The URL's path, normalized by the URL parser.
-    pub path: String,
-    /// `utm_source`, `utm_medium`, `utm_campaign`, `utm_term` and `utm_content`, decoded, at
-    /// most 256 characters each; `None` when absent or empty.
-    pub utm: [Option<String>; 5],
-}
-
-impl UrlFacts {
-    /// Parses `url`; `None` when it is not an absolute URL (the `url` rule of [`Page::url`]).
-    pub fn parse(url: &str) -> Option<Self> {
-        let parsed = url::Url::parse(url).ok()?;
-        let mut utm: [Option<String>; 5] = Default::default();
-        if parsed.query().is_some() {
-            for (key, value) in parsed.query_pairs() {
-                let slot = match key.as_ref() {
-                    "utm_source" => 0,
-                    "utm_medium" => 1,
-                    "utm_campaign" => 2,
-                    "utm_term" => 3,
-                    "utm_content" => 4,
-                    _ => continue,
-                };
-                if !value.is_empty() {
-                    utm[slot] = Some(value.chars().take(256).collect());
-                }
-            }
-        }
-        Some(Self { path: parsed.path().to_owned(), utm })
-    }
-}
-
 /// The page an event happened on.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Page {
+pub struct Page<'a> {
     /// Must be an absolute URL: [`TrackerEvent::check`] parses it once, for the rule and for
     /// [`Page::url_facts`].
     #[validate(length(max = 4096))]
-    pub url: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub url: Option<Cow<'a, str>>,
     #[validate(length(max = 2048))]
-    pub path: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub path: Option<Cow<'a, str>>,
     #[validate(length(max = 4096))]
-    pub referrer: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub referrer: Option<Cow<'a, str>>,
     #[validate(length(max = 1024))]
-    pub title: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub title: Option<Cow<'a, str>>,
     /// The parsed `url`, set by [`TrackerEvent::check`] when it is valid.
     #[serde(skip)]
-    pub url_facts: Option<UrlFacts>,
+    pub url_facts: Option<UrlFacts<'a>>,
 }
 
 /// The product an event is about.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Product {
+pub struct Product<'a> {
     #[validate(length(min = 1, max = 256))]
-    pub product_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub product_id: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 256))]
-    pub category_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub category_id: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 512), custom(function = "validate_category_code"))]
-    pub category_code: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub category_code: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 256))]
-    pub brand: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub brand: Option<Cow<'a, str>>,
     #[validate(custom(function = "validate_non_negative"))]
     pub price: Option<Money>,
     #[validate(custom(function = "validate_currency"))]
-    pub currency: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub currency: Option<Cow<'a, str>>,
     #[validate(range(min = 1, max = 100_000))]
     #[serde(default, deserialize_with = "whole_number")]
     pub quantity: Option<i64>,
@@ -124,33 +100,38 @@ pub struct Product {
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Order {
+pub struct Order<'a> {
     #[validate(length(min = 1, max = 256))]
-    pub order_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub order_id: Option<Cow<'a, str>>,
     #[validate(custom(function = "validate_non_negative"))]
     pub revenue: Option<Money>,
     #[validate(custom(function = "validate_currency"))]
-    pub currency: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub currency: Option<Cow<'a, str>>,
 }
 
 /// A site search.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Search {
+pub struct Search<'a> {
     #[validate(length(min = 1, max = 1024))]
-    pub query: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub query: Option<Cow<'a, str>>,
 }
 
 /// Name and version of an app or library.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct NameVersion {
+pub struct NameVersion<'a> {
     #[validate(length(min = 1, max = 128))]
-    pub name: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub name: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 64))]
-    pub version: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub version: Option<Cow<'a, str>>,
 }
 
 /// Screen size in pixels.
@@ -170,72 +151,91 @@ pub struct Screen {
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Campaign {
+pub struct Campaign<'a> {
     #[validate(length(max = 256))]
-    pub source: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub source: Option<Cow<'a, str>>,
     #[validate(length(max = 256))]
-    pub medium: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub medium: Option<Cow<'a, str>>,
     #[validate(length(max = 256))]
-    pub name: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub name: Option<Cow<'a, str>>,
     #[validate(length(max = 256))]
-    pub term: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub term: Option<Cow<'a, str>>,
     #[validate(length(max = 256))]
-    pub content: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub content: Option<Cow<'a, str>>,
 }
 
 /// Where and how the event was tracked.
 #[derive(Clone, Debug, Default, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct Context {
+pub struct Context<'a> {
     pub platform: Option<Platform>,
     #[validate(nested)]
-    pub app: Option<NameVersion>,
+    #[serde(borrow)]
+    pub app: Option<NameVersion<'a>>,
     #[validate(length(min = 2, max = 35))]
-    pub locale: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub locale: Option<Cow<'a, str>>,
     #[validate(nested)]
     pub screen: Option<Screen>,
     #[validate(nested)]
-    pub library: Option<NameVersion>,
+    #[serde(borrow)]
+    pub library: Option<NameVersion<'a>>,
     #[validate(nested)]
-    pub campaign: Option<Campaign>,
+    #[serde(borrow)]
+    pub campaign: Option<Campaign<'a>>,
     /// The shopper's user agent when the sender is not the shopper's device (server-side
     /// tracking); otherwise the request's `User-Agent` header is used.
     #[validate(length(max = 1024))]
-    pub user_agent: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub user_agent: Option<Cow<'a, str>>,
 }
 
 /// One event as a client sends it.
 #[derive(Clone, Debug, Deserialize, Validate, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
-pub struct TrackerEvent {
+pub struct TrackerEvent<'a> {
     /// Client-generated UUID; makes retries idempotent downstream.
     pub event_id: Option<Uuid>,
     pub event_type: EventType,
     /// Required for `custom` events; ignored for the others' naming.
     #[validate(length(min = 1, max = 128), custom(function = "validate_event_name"))]
-    pub event_name: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub event_name: Option<Cow<'a, str>>,
     /// When the event happened, on the client's clock (RFC 3339).
     pub event_time: Option<DateTime<Utc>>,
     /// When the client sent it, on the client's clock; defaults to the batch's `sent_at`.
     pub sent_at: Option<DateTime<Utc>>,
     #[validate(length(min = 1, max = 256))]
-    pub anonymous_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub anonymous_id: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 256))]
-    pub user_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub user_id: Option<Cow<'a, str>>,
     #[validate(length(min = 1, max = 256))]
-    pub session_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    pub session_id: Option<Cow<'a, str>>,
     #[validate(nested)]
-    pub page: Option<Page>,
+    #[serde(borrow)]
+    pub page: Option<Page<'a>>,
     #[validate(nested)]
-    pub product: Option<Product>,
+    #[serde(borrow)]
+    pub product: Option<Product<'a>>,
     #[validate(nested)]
-    pub order: Option<Order>,
+    #[serde(borrow)]
+    pub order: Option<Order<'a>>,
     #[validate(nested)]
-    pub search: Option<Search>,
+    #[serde(borrow)]
+    pub search: Option<Search<'a>>,
     #[validate(nested)]
-    pub context: Option<Context>,
+    #[serde(borrow)]
+    pub context: Option<Context<'a>>,
     /// Free-form JSON object, bounded by [`Limits::max_properties_bytes`] and a nesting depth of
     /// [`MAX_PROPERTIES_DEPTH`].
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
@@ -254,6 +254,46 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
         Some(value) if value.fract() == 0.0 && value.abs() < 9.0e15 => Ok(Some(value as i64)),
         _ => Err(serde::de::Error::custom(format!("expected a whole number, got {number}"))),
     }
+}
+
+/// An optional string that borrows from the request body when it has no escapes, so the
+/// common event is read without copying its text.
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct TextVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for TextVisitor {
+        type Value = Option<Cow<'de, str>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E: serde::de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(value)))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(value.to_owned())))
+        }
+
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(value)))
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    deserializer.deserialize_option(TextVisitor)
 }
 
 /// Deepest nesting allowed inside `properties`.
@@ -345,7 +385,7 @@ fn describe_bounds(what: &str, e: &ValidationError) -> String {
     }
 }
 
-impl TrackerEvent {
+impl<'a> TrackerEvent<'a> {
     /// Every rule violation of this event, each naming its field; empty when the event is valid.
     ///
     /// Also keeps what the page URL yields (see [`Page::url_facts`]), so it is parsed once.
@@ -357,7 +397,11 @@ impl TrackerEvent {
         if let Some(page) = &mut self.page
             && let Some(url) = &page.url
         {
-            page.url_facts = UrlFacts::parse(url);
+            // Facts borrow the body's text where the URL does; an unescaped copy cannot lend.
+            page.url_facts = match url {
+                Cow::Borrowed(url) => UrlFacts::parse(url),
+                Cow::Owned(url) => UrlFacts::parse(url).map(UrlFacts::into_owned),
+            };
             if page.url_facts.is_none() {
                 problems.push(FieldError::new("page.url", "url", "must be an absolute URL"));
             }
@@ -433,20 +477,20 @@ impl TrackerEvent {
 
 /// A parsed request body: the batch-level `sent_at` and each event's outcome.
 #[derive(Debug)]
-pub struct Batch {
+pub struct Batch<'a> {
     /// The envelope's `sent_at`, applied to events that carry none.
     pub sent_at: Option<DateTime<Utc>>,
     /// One entry per event, in request order.
-    pub items: Vec<BatchItem>,
+    pub items: Vec<BatchItem<'a>>,
 }
 
 /// One event of a request: parsed and valid, or rejected with its reasons.
 #[derive(Debug)]
-pub struct BatchItem {
+pub struct BatchItem<'a> {
     /// The event's own JSON text, kept so a rejected event can be dead-lettered as it was sent.
-    pub raw: Box<str>,
-    /// The valid event, or every reason it was rejected.
-    pub outcome: Result<TrackerEvent, Vec<FieldError>>,
+    pub raw: &'a str,
+    /// The valid event (borrowing `raw`'s text), or every reason it was rejected.
+    pub outcome: Result<TrackerEvent<'a>, Vec<FieldError>>,
 }
 
 /// Why a whole request body was refused (as opposed to single events within it).
@@ -519,7 +563,7 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
 }
 
 /// Parses one event from its JSON text, with the path of the first type error.
-pub fn parse_event(raw: &str, limits: &Limits) -> Result<TrackerEvent, Vec<FieldError>> {
+pub fn parse_event<'a>(raw: &'a str, limits: &Limits) -> Result<TrackerEvent<'a>, Vec<FieldError>> {
     if raw.len() > limits.max_event_bytes {
         return Err(vec![FieldError::new(
             "event",
@@ -539,7 +583,7 @@ pub fn parse_event(raw: &str, limits: &Limits) -> Result<TrackerEvent, Vec<Field
 
 fn parse_error_with_path(raw: &str) -> Vec<FieldError> {
     let mut deserializer = serde_json::Deserializer::from_str(raw);
-    match serde_path_to_error::deserialize::<_, TrackerEvent>(&mut deserializer) {
+    match serde_path_to_error::deserialize::<_, TrackerEvent<'_>>(&mut deserializer) {
         Ok(_) => vec![FieldError::new("event", "invalid", "the event does not parse")],
         Err(e) => {
             let path = e.path().to_string();
@@ -552,7 +596,7 @@ fn parse_error_with_path(raw: &str) -> Vec<FieldError> {
 /// Splits a request body into its events and parses each one.
 ///
 /// The caller has already enforced [`Limits::max_batch_bytes`] on the decompressed body.
-pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
+pub fn parse_body<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, BodyError> {
     // Most requests are one valid event: read it as one, in one pass. Anything else (a batch,
     // which has the `events` key no event has, or an event that does not parse) takes the
     // general path below, which gives the same outcome for these and names what is wrong.
@@ -561,7 +605,7 @@ pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
     {
         let problems = event.check(limits);
         let outcome = if problems.is_empty() { Ok(event) } else { Err(problems) };
-        return Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body.into(), outcome }] });
+        return Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body, outcome }] });
     }
     let malformed = |field: &str, message: String| BodyError::Malformed {
         field: field.to_owned(),
@@ -598,13 +642,13 @@ pub fn parse_body(body: &str, limits: &Limits) -> Result<Batch, BodyError> {
         }
         let items = events
             .into_iter()
-            .map(|raw| BatchItem { outcome: parse_event(raw.get(), limits), raw: raw.get().into() })
+            .map(|raw| BatchItem { outcome: parse_event(raw.get(), limits), raw: raw.get() })
             .collect();
         return Ok(Batch { sent_at: top.sent_at, items });
     }
     // The top level parsed, so the body is one JSON object: the event.
     let outcome = parse_event(body, limits);
-    Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body.into(), outcome }] })
+    Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body, outcome }] })
 }
 
 #[cfg(test)]
@@ -615,7 +659,7 @@ mod tests {
         Limits::default()
     }
 
-    fn fields(outcome: &Result<TrackerEvent, Vec<FieldError>>) -> Vec<String> {
+    fn fields(outcome: &Result<TrackerEvent<'_>, Vec<FieldError>>) -> Vec<String> {
         match outcome {
             Ok(_) => vec![],
             Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
@@ -706,7 +750,8 @@ mod tests {
     fn whole_numbers_written_with_a_zero_fraction_are_integers() {
         let event = serde_json::json!({"event_type": "add_to_cart", "anonymous_id": "a",
             "product": {"product_id": "p", "quantity": 2.0}, "context": {"screen": {"width": 390.0}}});
-        let parsed = parse_event(&event.to_string(), &limits()).unwrap();
+        let text = event.to_string();
+        let parsed = parse_event(&text, &limits()).unwrap();
         assert_eq!(parsed.product.unwrap().quantity, Some(2));
         let event = serde_json::json!({"event_type": "add_to_cart", "anonymous_id": "a",
             "product": {"product_id": "p", "quantity": 2.5}});
@@ -717,10 +762,11 @@ mod tests {
     fn a_valid_page_url_is_parsed_once_for_its_path_and_campaign() {
         let mut event = page_view();
         event["page"]["url"] = "https://shop.example/a/./b/%7Ex?utm_source=news+letter&utm_medium=&x=1".into();
-        let parsed = parse_event(&event.to_string(), &limits()).unwrap();
+        let text = event.to_string();
+        let parsed = parse_event(&text, &limits()).unwrap();
         let facts = parsed.page.unwrap().url_facts.unwrap();
         assert_eq!(facts.path, "/a/b/%7Ex");
-        assert_eq!(facts.utm, [Some("news letter".to_owned()), None, None, None, None]);
+        assert_eq!(facts.utm, [Some("news letter".into()), None, None, None, None]);
     }
 
     #[test]
@@ -768,7 +814,8 @@ mod tests {
     fn a_batch_parses_each_event_on_its_own() {
         let body = serde_json::json!({"sent_at": "2026-11-24T10:00:00Z", "events": [
             page_view(), {"event_type": "nope", "anonymous_id": "a"}, page_view()]});
-        let batch = parse_body(&body.to_string(), &limits()).unwrap();
+        let text = body.to_string();
+        let batch = parse_body(&text, &limits()).unwrap();
         assert!(batch.sent_at.is_some());
         let outcomes: Vec<bool> = batch.items.iter().map(|i| i.outcome.is_ok()).collect();
         assert_eq!(outcomes, [true, false, true]);

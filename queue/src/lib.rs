@@ -13,7 +13,8 @@ pub mod pubsub;
 pub mod spool;
 
 use async_trait::async_trait;
-use event_model::{Event, FailedEvent};
+use event_model::FailedEvent;
+use event_model::event::EventView;
 
 /// Why a publish did not make the events durable. Every kind is safe to retry: nothing was
 /// acknowledged, and a retried event keeps its `event_id`.
@@ -56,8 +57,8 @@ pub trait EventSink: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// Stores `events` on the events stream and `failed` on the dead-letter stream, returning
-    /// only when all of them are durable.
-    async fn publish(&self, events: &[Event], failed: &[FailedEvent]) -> Result<(), SinkError>;
+    /// only when all of them are durable. An owned event is passed as [`event_model::Event::view`].
+    async fn publish(&self, events: &[EventView<'_>], failed: &[FailedEvent]) -> Result<(), SinkError>;
 
     /// Ok when a publish would be expected to succeed now.
     async fn check_ready(&self) -> Result<(), SinkError>;

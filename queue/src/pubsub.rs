@@ -17,7 +17,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use event_model::{Event, FailedEvent};
+use event_model::FailedEvent;
+use event_model::event::EventView;
 use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::{Publisher, SubscriptionAdmin, TopicAdmin};
 use google_cloud_pubsub::model::{DeadLetterPolicy, Message};
@@ -160,11 +161,11 @@ impl PubSubSink {
 }
 
 /// The Pub/Sub message for an accepted event.
-pub fn event_message(event: &Event) -> Message {
+pub fn event_message(event: &EventView<'_>) -> Message {
     Message::new().set_data(event.to_json_bytes()).set_attributes([
-        ("event_id", event.event_id.clone()),
+        ("event_id", event.event_id.to_string()),
         ("event_type", event.event_type.as_str().to_owned()),
-        ("source_id", event.source_id.clone()),
+        ("source_id", event.source_id.to_string()),
         ("schema_version", event_model::SCHEMA_VERSION.to_string()),
     ])
 }
@@ -189,7 +190,7 @@ impl EventSink for PubSubSink {
         "pubsub"
     }
 
-    async fn publish(&self, events: &[Event], failed: &[FailedEvent]) -> Result<(), SinkError> {
+    async fn publish(&self, events: &[EventView<'_>], failed: &[FailedEvent]) -> Result<(), SinkError> {
         let events = self.publish_all(&self.events, events.iter().map(event_message).collect());
         let failed =
             self.publish_all(&self.dead_letters, failed.iter().map(failed_message).collect());

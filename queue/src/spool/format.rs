@@ -52,11 +52,20 @@ pub const PREALLOCATE_BYTES: u64 = 1024 * 1024;
 /// Appends one framed record to `out`. `payload` must not be empty (a zero length marks the end
 /// of a segment's records).
 pub fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
+    out.extend_from_slice(payload);
+    frame_record(&mut out[start..]);
+}
+
+/// Fills in the header of the record in `record`: its first [`RECORD_HEADER_BYTES`] bytes are
+/// the header to write, the rest is the payload (not empty, at most [`MAX_RECORD_BYTES`]).
+pub fn frame_record(record: &mut [u8]) {
+    let (header, payload) = record.split_at_mut(RECORD_HEADER_BYTES);
     debug_assert!(!payload.is_empty(), "spool records are never empty");
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&length.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    header[..4].copy_from_slice(&length.to_le_bytes());
+    header[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
 }
 
 /// How a scan of a segment ended.

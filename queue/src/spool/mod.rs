@@ -11,10 +11,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use event_model::{Event, FailedEvent};
+use event_model::FailedEvent;
+use event_model::event::EventView;
 
 pub use reader::{ClaimedSegment, CorruptSegment, SpoolReader};
-pub use writer::{SpoolDepth, SpoolWriter, SpoolWriterConfig};
+pub use writer::{Records, SpoolDepth, SpoolWriter, SpoolWriterConfig};
 
 use crate::{EventSink, QueueDepth, SinkError};
 
@@ -61,11 +62,15 @@ impl EventSink for SpoolSink {
         "spool"
     }
 
-    async fn publish(&self, events: &[Event], failed: &[FailedEvent]) -> Result<(), SinkError> {
-        let events: Vec<Vec<u8>> = events.iter().map(Event::to_json_bytes).collect();
+    async fn publish(&self, events: &[EventView<'_>], failed: &[FailedEvent]) -> Result<(), SinkError> {
+        // Each event is encoded straight into the buffer the writer sends.
+        let mut event_records = Records::with_capacity(events.len() * 1024);
+        for event in events {
+            event_records.push_with(|out| event.write_json(out))?;
+        }
         let failed: Vec<Vec<u8>> = failed.iter().map(FailedEvent::to_json_bytes).collect();
         let (events, failed) =
-            futures::join!(self.events.append(&events), self.failed.append(&failed));
+            futures::join!(self.events.append_records(event_records), self.failed.append(&failed));
         events.and(failed)
     }
 

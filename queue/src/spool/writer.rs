@@ -90,6 +90,59 @@ struct Shared {
     records: AtomicU64,
 }
 
+/// Records framed for one append, each written in place where it will be sent from, so a
+/// record's bytes are not built in a buffer of their own first.
+#[derive(Debug, Default)]
+pub struct Records {
+    payload: Vec<u8>,
+    count: usize,
+}
+
+impl Records {
+    /// Room for `bytes` of framed records.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self { payload: Vec::with_capacity(bytes), count: 0 }
+    }
+
+    /// Adds a copy of `record`.
+    pub fn push(&mut self, record: &[u8]) -> Result<(), SinkError> {
+        self.push_with(|out| out.extend_from_slice(record))
+    }
+
+    /// Adds the record that `write` appends to the buffer it is given. A record must not be
+    /// empty nor larger than the spool's record limit; one that is, is refused and left out.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), SinkError> {
+        let start = self.payload.len();
+        self.payload.extend_from_slice(&[0; format::RECORD_HEADER_BYTES]);
+        write(&mut self.payload);
+        let length = self.payload.len() - start - format::RECORD_HEADER_BYTES;
+        if length == 0 || length > format::MAX_RECORD_BYTES {
+            self.payload.truncate(start);
+            return Err(SinkError::Rejected(if length == 0 {
+                "an empty record cannot be spooled".into()
+            } else {
+                format!(
+                    "a record of {length} bytes exceeds the spool's {} byte limit",
+                    format::MAX_RECORD_BYTES
+                )
+            }));
+        }
+        format::frame_record(&mut self.payload[start..]);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 /// Appends records durably to one spool stream.
 pub struct SpoolWriter {
     /// Taken (dropped) at close, so the writer thread sees the channel end.
@@ -150,6 +203,17 @@ impl SpoolWriter {
 
     /// Appends `records` and returns once they are on disk (fsync'd).
     pub async fn append(&self, records: &[Vec<u8>]) -> Result<(), SinkError> {
+        let mut framed = Records::with_capacity(
+            records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum(),
+        );
+        for record in records {
+            framed.push(record)?;
+        }
+        self.append_records(framed).await
+    }
+
+    /// Appends records framed in place by the caller, and returns once they are on disk.
+    pub async fn append_records(&self, records: Records) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -160,24 +224,9 @@ impl SpoolWriter {
                 "the spool is full: the batcher is not keeping up".into(),
             ));
         }
-        let mut payload = Vec::with_capacity(
-            records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum(),
-        );
-        for record in records {
-            if record.is_empty() {
-                return Err(SinkError::Rejected("an empty record cannot be spooled".into()));
-            }
-            if record.len() > format::MAX_RECORD_BYTES {
-                return Err(SinkError::Rejected(format!(
-                    "a record of {} bytes exceeds the spool's {} byte limit",
-                    record.len(),
-                    format::MAX_RECORD_BYTES
-                )));
-            }
-            format::encode_record(&mut payload, record);
-        }
+        let Records { payload, count } = records;
         let (done, wait) = oneshot::channel();
-        let append = Append { payload, records: records.len(), done };
+        let append = Append { payload, records: count, done };
         let sender = self.sender.lock().ok().and_then(|s| s.clone()).ok_or_else(closed)?;
         match sender.try_send(append) {
             Ok(()) => {}
