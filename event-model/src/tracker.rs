@@ -476,7 +476,7 @@ impl<'a> TrackerEvent<'a> {
 }
 
 /// A parsed request body: the batch-level `sent_at` and each event's outcome.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Batch<'a> {
     /// The envelope's `sent_at`, applied to events that carry none.
     pub sent_at: Option<DateTime<Utc>>,
@@ -485,7 +485,7 @@ pub struct Batch<'a> {
 }
 
 /// One event of a request: parsed and valid, or rejected with its reasons.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct BatchItem<'a> {
     /// The event's own JSON text, kept so a rejected event can be dead-lettered as it was sent.
     pub raw: &'a str,
@@ -565,18 +565,26 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
 /// Parses one event from its JSON text, with the path of the first type error.
 pub fn parse_event<'a>(raw: &'a str, limits: &Limits) -> Result<TrackerEvent<'a>, Vec<FieldError>> {
     if raw.len() > limits.max_event_bytes {
-        return Err(vec![FieldError::new(
-            "event",
-            "too_large",
-            format!("{} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
-        )]);
+        return Err(vec![too_large(raw, limits)]);
     }
     // The fast path parses without path tracking; only a failing event is parsed again to name
     // the field at fault.
-    let mut event = match serde_json::from_str::<TrackerEvent>(raw) {
-        Ok(event) => event,
-        Err(_) => return Err(parse_error_with_path(raw)),
-    };
+    match serde_json::from_str::<TrackerEvent>(raw) {
+        Ok(event) => checked(event, limits),
+        Err(_) => Err(parse_error_with_path(raw)),
+    }
+}
+
+fn too_large(raw: &str, limits: &Limits) -> FieldError {
+    FieldError::new(
+        "event",
+        "too_large",
+        format!("{} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
+    )
+}
+
+/// `event` when it follows every rule, otherwise its problems.
+fn checked<'a>(mut event: TrackerEvent<'a>, limits: &Limits) -> Result<TrackerEvent<'a>, Vec<FieldError>> {
     let problems = event.check(limits);
     if problems.is_empty() { Ok(event) } else { Err(problems) }
 }
@@ -593,6 +601,112 @@ fn parse_error_with_path(raw: &str) -> Vec<FieldError> {
     }
 }
 
+/// Reads a batch body in one pass: the envelope by hand, each event by serde straight from the
+/// body, its span taken from where serde stopped. It reads only well-formed batches whose every
+/// event parses, with `sent_at` and `events` each at most once and nothing else; on anything
+/// else it gives up (`None`) and [`parse_body`]'s general path, which reads the body twice (its
+/// shape, then each event) and names what is wrong, decides. For the bodies it reads, the
+/// outcome is the general path's.
+struct OnePass<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> OnePass<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, pos: 0 }
+    }
+
+    fn batch(mut self, limits: &Limits) -> Option<Batch<'a>> {
+        self.expect(b'{')?;
+        let mut sent_at = None;
+        let mut items = None;
+        loop {
+            let key = self.plain_key()?;
+            self.expect(b':')?;
+            match key {
+                "events" if items.is_none() => items = Some(self.events(limits)?),
+                "sent_at" if sent_at.is_none() => sent_at = Some(self.value::<Option<DateTime<Utc>>>()?.0),
+                _ => return None,
+            }
+            match self.next_token()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.skip_whitespace();
+        if self.pos != self.text.len() {
+            return None;
+        }
+        Some(Batch { sent_at: sent_at.flatten(), items: items? })
+    }
+
+    fn events(&mut self, limits: &Limits) -> Option<Vec<BatchItem<'a>>> {
+        self.expect(b'[')?;
+        let mut items = Vec::new();
+        loop {
+            if items.len() == limits.max_batch_events {
+                return None;
+            }
+            let (event, raw) = self.value::<TrackerEvent<'a>>()?;
+            let outcome = if raw.len() > limits.max_event_bytes {
+                Err(vec![too_large(raw, limits)])
+            } else {
+                checked(event, limits)
+            };
+            items.push(BatchItem { raw, outcome });
+            match self.next_token()? {
+                b',' => continue,
+                b']' => return Some(items),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next JSON value, read by serde, and its text.
+    fn value<T: Deserialize<'a>>(&mut self) -> Option<(T, &'a str)> {
+        self.skip_whitespace();
+        let rest = &self.text[self.pos..];
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+        let value = values.next()?.ok()?;
+        let length = values.byte_offset();
+        self.pos += length;
+        Some((value, &rest[..length]))
+    }
+
+    /// A key without escapes.
+    fn plain_key(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let rest = &self.text[self.pos..];
+        let end = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.as_bytes()[end] != b'"' {
+            return None;
+        }
+        self.pos += end + 1;
+        Some(&rest[..end])
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next_token()? == byte).then_some(())
+    }
+
+    /// The next byte that is not JSON whitespace.
+    fn next_token(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let byte = *self.text.as_bytes().get(self.pos)?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn skip_whitespace(&mut self) {
+        let bytes = self.text.as_bytes();
+        while self.pos < bytes.len() && matches!(bytes[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+            self.pos += 1;
+        }
+    }
+}
+
 /// Splits a request body into its events and parses each one.
 ///
 /// The caller has already enforced [`Limits::max_batch_bytes`] on the decompressed body.
@@ -601,12 +715,21 @@ pub fn parse_body<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, BodyE
     // which has the `events` key no event has, or an event that does not parse) takes the
     // general path below, which gives the same outcome for these and names what is wrong.
     if body.len() <= limits.max_event_bytes
-        && let Ok(mut event) = serde_json::from_str::<TrackerEvent>(body)
+        && let Ok(event) = serde_json::from_str::<TrackerEvent>(body)
     {
-        let problems = event.check(limits);
-        let outcome = if problems.is_empty() { Ok(event) } else { Err(problems) };
+        let outcome = checked(event, limits);
         return Ok(Batch { sent_at: None, items: vec![BatchItem { raw: body, outcome }] });
     }
+    // A batch whose events all parse is read in one pass too.
+    if let Some(batch) = OnePass::new(body).batch(limits) {
+        return Ok(batch);
+    }
+    parse_in_two_passes(body, limits)
+}
+
+/// The general path of [`parse_body`]: the body's shape first (keeping each event's text), then
+/// each event on its own.
+fn parse_in_two_passes<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, BodyError> {
     let malformed = |field: &str, message: String| BodyError::Malformed {
         field: field.to_owned(),
         message,
@@ -820,6 +943,47 @@ mod tests {
         let outcomes: Vec<bool> = batch.items.iter().map(|i| i.outcome.is_ok()).collect();
         assert_eq!(outcomes, [true, false, true]);
         assert!(batch.items[1].raw.contains("nope"));
+    }
+
+    #[test]
+    fn a_batch_read_in_one_pass_is_read_as_the_general_path_reads_it() {
+        let limits = Limits { max_batch_events: 4, max_event_bytes: 400, ..Limits::default() };
+        let event = page_view().to_string();
+        let invalid = serde_json::json!({"event_type": "search", "anonymous_id": "a"}).to_string();
+        let escaped = r#"{"event_type": "page_view", "anonymous_id": "a\u00e9\"b", "page": {"url": "https:\/\/shop.example\/x?utm_source=a"}}"#;
+        let big = serde_json::json!({"event_type": "page_view", "anonymous_id": "a", "page": {"title": "t".repeat(500)}}).to_string();
+        let read_in_one_pass = [
+            format!(r#"{{"sent_at": "2026-11-24T10:00:00Z", "events": [{event}, {invalid}]}}"#),
+            format!(" \n{{ \"events\" :\t[ {event} ,{escaped}\r\n] , \"sent_at\":null }}\n"),
+            format!(r#"{{"events": [{big}, {event}]}}"#),
+            format!(r#"{{"events": [{event}]}}"#),
+        ];
+        for body in &read_in_one_pass {
+            let one_pass = OnePass::new(body).batch(&limits).unwrap_or_else(|| panic!("not read in one pass: {body}"));
+            assert_eq!(Ok(one_pass), parse_in_two_passes(body, &limits), "{body}");
+        }
+        let outcomes: Vec<bool> = parse_body(&read_in_one_pass[0], &limits).unwrap().items.iter().map(|i| i.outcome.is_ok()).collect();
+        assert_eq!(outcomes, [true, false]);
+        assert!(matches!(&parse_body(&read_in_one_pass[2], &limits).unwrap().items[0].outcome, Err(e) if e[0].code == "too_large"));
+        // Everything else is left to the general path, which names the problem.
+        let left_to_the_general_path = [
+            format!(r#"{{"events": [{event}, {{"event_type": "nope", "anonymous_id": "a"}}]}}"#),
+            format!(r#"{{"events": [{event}], "events": [{event}]}}"#),
+            format!(r#"{{"events": [{event}], "extra": 1}}"#),
+            format!(r#"{{"sent_at": "yesterday", "events": [{event}]}}"#),
+            format!(r#"{{"events": [{event},{event},{event},{event},{event}]}}"#),
+            format!(r#"{{"ev\u0065nts": [{event}]}}"#),
+            format!(r#"{{"events": [{event}]}} x"#),
+            format!(r#"{{"events": [{event},]}}"#),
+            r#"{"events": []}"#.to_owned(),
+            r#"{"events": null}"#.to_owned(),
+        ];
+        for body in &left_to_the_general_path {
+            assert!(OnePass::new(body).batch(&limits).is_none(), "{body}");
+        }
+        let mixed = parse_body(&left_to_the_general_path[0], &limits).unwrap();
+        assert_eq!(fields(&mixed.items[1].outcome), ["event_type"]);
+        assert!(matches!(parse_body(&left_to_the_general_path[4], &limits), Err(BodyError::TooManyEvents { count: 5, max: 4 })));
     }
 
     #[test]

@@ -63,8 +63,9 @@ impl EventSink for SpoolSink {
     }
 
     async fn publish(&self, events: &[EventView<'_>], failed: &[FailedEvent]) -> Result<(), SinkError> {
-        // Each event is encoded straight into the buffer the writer sends.
-        let mut event_records = Records::with_capacity(events.len() * 1024);
+        // Each event is encoded straight into the buffer the writer sends. A web event with its
+        // user agent takes about 1.1 KB.
+        let mut event_records = Records::with_capacity(events.len() * 1536);
         for event in events {
             event_records.push_with(|out| event.write_json(out))?;
         }
