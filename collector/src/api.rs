@@ -90,8 +90,9 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> 
         .or_else(|| peer.map(|p| p.ip()))
 }
 
-/// Decodes the body per Content-Encoding, never inflating past `max_bytes`.
-pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+/// Decodes the body per Content-Encoding, never inflating past `max_bytes`. An identity body is
+/// passed on as it is, without a copy.
+pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -101,7 +102,7 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result
             if body.len() > max_bytes {
                 return Err(too_large(body.len(), max_bytes));
             }
-            Ok(body.to_vec())
+            Ok(body)
         }
         Some("gzip") | Some("x-gzip") => {
             let mut decoded = Vec::with_capacity(body.len() * 4);
@@ -121,7 +122,7 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result
                     "the decompressed body exceeds {max_bytes} bytes"
                 )));
             }
-            Ok(decoded)
+            Ok(decoded.into())
         }
         Some(other) => Err(ApiError::UnsupportedMedia(format!(
             "Content-Encoding {other:?} is not supported; send identity or gzip"

@@ -175,18 +175,14 @@ pub struct Campaign<'a> {
 #[allow(missing_docs)]
 pub struct Context<'a> {
     pub platform: Option<Platform>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub app: Option<NameVersion<'a>>,
     #[validate(length(min = 2, max = 35))]
     #[serde(borrow, default, deserialize_with = "text")]
     pub locale: Option<Cow<'a, str>>,
-    #[validate(nested)]
     pub screen: Option<Screen>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub library: Option<NameVersion<'a>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub campaign: Option<Campaign<'a>>,
     /// The shopper's user agent when the sender is not the shopper's device (server-side
@@ -221,19 +217,14 @@ pub struct TrackerEvent<'a> {
     #[validate(length(min = 1, max = 256))]
     #[serde(borrow, default, deserialize_with = "text")]
     pub session_id: Option<Cow<'a, str>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub page: Option<Page<'a>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub product: Option<Product<'a>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub order: Option<Order<'a>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub search: Option<Search<'a>>,
-    #[validate(nested)]
     #[serde(borrow)]
     pub context: Option<Context<'a>>,
     /// Free-form JSON object, bounded by [`Limits::max_properties_bytes`] and a nesting depth of
@@ -348,6 +339,13 @@ fn depth(value: &serde_json::Value) -> usize {
     }
 }
 
+/// Adds the problems `validator` finds in `part` (at `path`), if it is there.
+fn validate_part<T: Validate>(path: &str, part: Option<&T>, out: &mut Vec<FieldError>) {
+    if let Some(Err(errors)) = part.map(Validate::validate) {
+        flatten(path, &errors, out);
+    }
+}
+
 /// Flattens validator's nested error tree into dotted-path field errors.
 fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
     for (field, kind) in errors.errors() {
@@ -391,8 +389,19 @@ impl<'a> TrackerEvent<'a> {
     /// Also keeps what the page URL yields (see [`Page::url_facts`]), so it is parsed once.
     pub fn check(&mut self, limits: &Limits) -> Vec<FieldError> {
         let mut problems = Vec::new();
-        if let Err(errors) = self.validate() {
-            flatten("", &errors, &mut problems);
+        // The nested parts are validated here rather than by `#[validate(nested)]`, whose
+        // generated code hashes each part's name into a map even when it is valid.
+        validate_part("", Some(&*self), &mut problems);
+        validate_part("page", self.page.as_ref(), &mut problems);
+        validate_part("product", self.product.as_ref(), &mut problems);
+        validate_part("order", self.order.as_ref(), &mut problems);
+        validate_part("search", self.search.as_ref(), &mut problems);
+        if let Some(context) = &self.context {
+            validate_part("context", Some(context), &mut problems);
+            validate_part("context.app", context.app.as_ref(), &mut problems);
+            validate_part("context.screen", context.screen.as_ref(), &mut problems);
+            validate_part("context.library", context.library.as_ref(), &mut problems);
+            validate_part("context.campaign", context.campaign.as_ref(), &mut problems);
         }
         if let Some(page) = &mut self.page
             && let Some(url) = &page.url
@@ -845,6 +854,22 @@ mod tests {
         let mut got = check(event);
         got.sort();
         assert_eq!(got, ["product.currency", "product.price", "product.quantity"]);
+    }
+
+    #[test]
+    fn rules_on_every_part_name_their_nested_path() {
+        let mut event = page_view();
+        event["page"]["title"] = "t".repeat(1025).into();
+        event["search"] = serde_json::json!({"query": ""});
+        event["order"] = serde_json::json!({"currency": "euro"});
+        event["context"] = serde_json::json!({"locale": "e", "app": {"name": ""}, "screen": {"width": 0},
+            "library": {"version": "v".repeat(65)}, "campaign": {"source": "s".repeat(257)}});
+        let mut got = check(event);
+        got.sort();
+        assert_eq!(got, [
+            "context.app.name", "context.campaign.source", "context.library.version", "context.locale",
+            "context.screen.width", "order.currency", "page.title", "search.query",
+        ]);
     }
 
     #[test]
