@@ -38,7 +38,7 @@ pub struct IngestResponse {
     /// Events stored.
     pub accepted: usize,
     /// The stored event ids, in request order (`null` for rejected events).
-    pub event_ids: Vec<Option<String>>,
+    pub event_ids: Vec<Option<uuid::Uuid>>,
     /// Each rejected event's problems, by index.
     pub rejected: Vec<IndexedFieldError>,
 }
@@ -258,9 +258,9 @@ pub async fn ingest(
     for (index, item) in batch.items.into_iter().enumerate() {
         let position = if single { None } else { Some(index) };
         match item.outcome {
-            Ok(event) => {
+            Ok(mut event) => {
+                event_ids.push(Some(event.assign_missing_id()));
                 let stored = enrich(event, &request, state.time_window(), state.user_agents());
-                event_ids.push(Some(stored.event_id.to_string()));
                 events.push(stored);
             }
             Err(errors) => {

@@ -10,7 +10,7 @@ use event_model::tracker::UrlFacts;
 use std::borrow::Cow;
 
 use event_model::event::EventView;
-use event_model::{Event, EventType, TrackerEvent};
+use event_model::{Event, EventId, EventType, TrackerEvent};
 
 /// What the collector knows about the request an event came in.
 #[derive(Clone, Debug)]
@@ -196,10 +196,7 @@ pub fn enrich<'a>(
     let out_of_range = corrected < earliest || corrected > latest;
     let event_time = if out_of_range { received_at } else { corrected };
 
-    let (event_id, event_id_generated) = match event.event_id {
-        Some(id) => (id.to_string(), false),
-        None => (uuid::Uuid::now_v7().to_string(), true),
-    };
+    let id = event.event_id.unwrap_or_else(EventId::generate);
     let event_name = match event.event_type {
         EventType::Custom => event.event_name.unwrap_or_default(),
         other => Cow::Borrowed(other.as_str()),
@@ -233,8 +230,8 @@ pub fn enrich<'a>(
     let screen = context.screen.unwrap_or_default();
 
     Event {
-        event_id: Cow::Owned(event_id),
-        event_id_generated,
+        event_id: id.text(),
+        event_id_generated: id.generated,
         event_type: event.event_type,
         event_name,
         event_time,

@@ -10,7 +10,13 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use queue::QueueDepth;
 
+/// How often histogram samples are folded into their buckets when nothing scrapes `/metrics`.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The process-wide recorder's handle (installed on first use).
+///
+/// A recorder built this way keeps every histogram sample until something drains it: a scrape,
+/// or the upkeep thread started here, so memory stays bounded when nothing scrapes.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -26,6 +32,16 @@ pub fn handle() -> PrometheusHandle {
             // Another recorder may already be installed (tests embedding several apps); the
             // handle still renders this one's registry.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(error) = started {
+                tracing::warn!(%error, "could not start the metrics upkeep thread; histograms drain only when scraped");
+            }
             handle
         })
         .clone()

@@ -23,7 +23,7 @@ pub mod tracker;
 pub use event::{Event, EventType, Platform};
 pub use failed::{FailedEvent, FieldError};
 pub use money::Money;
-pub use tracker::{Batch, Limits, TrackerEvent};
+pub use tracker::{Batch, EventId, Limits, TrackerEvent};
 
 /// Version of the stored event layout. Bumped when a column is added; consumers may read older
 /// versions because columns are only ever added, never renamed or retyped.

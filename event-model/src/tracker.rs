@@ -198,7 +198,8 @@ pub struct Context<'a> {
 #[allow(missing_docs)]
 pub struct TrackerEvent<'a> {
     /// Client-generated UUID; makes retries idempotent downstream.
-    pub event_id: Option<Uuid>,
+    #[serde(borrow, default)]
+    pub event_id: Option<EventId<'a>>,
     pub event_type: EventType,
     /// Required for `custom` events; ignored for the others' naming.
     #[validate(length(min = 1, max = 128), custom(function = "validate_event_name"))]
@@ -230,6 +231,64 @@ pub struct TrackerEvent<'a> {
     /// Free-form JSON object, bounded by [`Limits::max_properties_bytes`] and a nesting depth of
     /// [`MAX_PROPERTIES_DEPTH`].
     pub properties: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// An event's id: the client's UUID, or one the server assigned ([`TrackerEvent::assign_missing_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventId<'a> {
+    /// The id.
+    pub uuid: Uuid,
+    /// True when the server generated it because the client sent none.
+    pub generated: bool,
+    /// The client's text when it is already the stored form (lower-case, hyphenated), which
+    /// client libraries send; the stored id then borrows it instead of formatting the UUID.
+    canonical: Option<&'a str>,
+}
+
+impl<'a> EventId<'a> {
+    /// An id the server generated: a UUIDv7, ordered by time.
+    pub fn generate() -> Self {
+        Self { uuid: Uuid::now_v7(), generated: true, canonical: None }
+    }
+
+    /// The id as stored: lower-case and hyphenated.
+    pub fn text(&self) -> Cow<'a, str> {
+        match self.canonical {
+            Some(text) => Cow::Borrowed(text),
+            None => Cow::Owned(self.uuid.hyphenated().to_string()),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventId<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for IdVisitor {
+            type Value = EventId<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UUID string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                let mut id = self.visit_str::<E>(text)?;
+                // A 36-character UUID is the hyphenated form; without upper case it is the
+                // stored form exactly.
+                if text.len() == 36 && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+                    id.canonical = Some(text);
+                }
+                Ok(id)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                let uuid = Uuid::parse_str(text).map_err(|e| E::custom(format_args!("UUID parsing failed: {e}")))?;
+                Ok(EventId { uuid, generated: false, canonical: None })
+            }
+        }
+
+        deserializer.deserialize_str(IdVisitor)
+    }
 }
 
 /// An optional integer that may be written as a JSON number with a zero fraction (`2.0`), as
@@ -384,6 +443,11 @@ fn describe_bounds(what: &str, e: &ValidationError) -> String {
 }
 
 impl<'a> TrackerEvent<'a> {
+    /// The event's id, generating one (see [`EventId::generate`]) when the client sent none.
+    pub fn assign_missing_id(&mut self) -> Uuid {
+        self.event_id.get_or_insert_with(EventId::generate).uuid
+    }
+
     /// Every rule violation of this event, each naming its field; empty when the event is valid.
     ///
     /// Also keeps what the page URL yields (see [`Page::url_facts`]), so it is parsed once.
@@ -929,6 +993,32 @@ mod tests {
         let mut event = page_view();
         event["event_id"] = "123".into();
         assert_eq!(check(event), ["event_id"]);
+    }
+
+    #[test]
+    fn event_ids_are_stored_lower_case_and_hyphenated_borrowing_the_canonical_form() {
+        let canonical = "0190a4c2-7b1e-7c3d-8e2f-9a0b1c2d3e4f";
+        for (sent, borrowed) in [
+            (canonical.to_owned(), true),
+            (canonical.to_uppercase(), false),
+            (canonical.replace('-', ""), false),
+            (format!("{{{canonical}}}"), false),
+            (format!("urn:uuid:{canonical}"), false),
+        ] {
+            let json = serde_json::json!({"event_id": sent, "event_type": "page_view", "anonymous_id": "a"}).to_string();
+            let mut event = parse_event(&json, &limits()).unwrap();
+            let id = event.event_id.unwrap();
+            assert_eq!(id.text(), canonical, "{sent}");
+            assert_eq!(matches!(id.text(), Cow::Borrowed(_)), borrowed, "{sent}");
+            assert!(!id.generated);
+            assert_eq!(event.assign_missing_id(), id.uuid);
+        }
+        let json = page_view().to_string();
+        let mut event = parse_event(&json, &limits()).unwrap();
+        let assigned = event.assign_missing_id();
+        assert_eq!(assigned.get_version_num(), 7);
+        assert!(event.event_id.unwrap().generated);
+        assert_eq!(event.assign_missing_id(), assigned, "assigned once");
     }
 
     #[test]
