@@ -17,21 +17,17 @@ pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod metrics;
+pub mod observe;
 pub mod segment;
 pub mod server;
 pub mod state;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use state::{AppState, StateSettings};
 
@@ -99,15 +95,6 @@ pub mod routes {
     pub const ALL: [&str; 9] = [EVENTS, TRACK, PAGE, SCREEN, IDENTIFY, BATCH, HEALTHZ, READYZ, METRICS];
 }
 
-async fn record_request(request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    let route = matched.and_then(|m| routes::ALL.iter().find(|r| **r == m).copied()).unwrap_or("unmatched");
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics::request_finished(route, response.status(), started.elapsed());
-    response
-}
-
 /// The collector's router over `state`.
 pub fn app(state: AppState, http: &HttpSettings) -> Router {
     let ingest = Router::new()
@@ -116,8 +103,7 @@ pub fn app(state: AppState, http: &HttpSettings) -> Router {
         .route(routes::PAGE, post(segment::page))
         .route(routes::SCREEN, post(segment::screen))
         .route(routes::IDENTIFY, post(segment::identify))
-        .route(routes::BATCH, post(segment::batch))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, http.request_timeout));
+        .route(routes::BATCH, post(segment::batch));
     let ingest = match cors(&http.cors_origins) {
         Some(cors) => ingest.layer(cors),
         None => ingest,
@@ -127,7 +113,6 @@ pub fn app(state: AppState, http: &HttpSettings) -> Router {
         .route(routes::HEALTHZ, get(api::healthz))
         .route(routes::READYZ, get(api::readyz))
         .route(routes::METRICS, get(api::metrics))
-        .layer(middleware::from_fn(record_request))
-        .layer(TraceLayer::new_for_http())
+        .layer(observe::ObserveLayer { timeout: http.request_timeout })
         .with_state(state)
 }
