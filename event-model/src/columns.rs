@@ -380,7 +380,7 @@ fn common_value(text: &str, pos: usize, column_type: ColumnType) -> Option<(Valu
                 ColumnType::String if escaped => Value::Text(Cow::Owned(serde_json::from_str(text.get(pos..=end)?).ok()?)),
                 // Both ends are ASCII quotes, so this slice is on character boundaries.
                 ColumnType::String => Value::Text(Cow::Borrowed(text.get(start..end)?)),
-                ColumnType::Timestamp if !escaped => Value::Timestamp(parse_common_timestamp(&b[start..end])?),
+                ColumnType::Timestamp if !escaped => Value::Timestamp(micros(parse_common_timestamp(&b[start..end])?)),
                 ColumnType::Decimal if !escaped => Value::Decimal(parse_plain_decimal(&b[start..end])?),
                 _ => return None,
             };
@@ -579,12 +579,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, is read directly; anything else goes through
 /// chrono, so exactly the texts chrono accepts are accepted.
 pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
-    parse_common_timestamp(text.as_bytes()).or_else(|| {
-        text.parse::<DateTime<FixedOffset>>().ok().map(|t| t.with_timezone(&Utc).timestamp_micros())
-    })
+    match parse_common_timestamp(text.as_bytes()) {
+        Some(time) => Some(micros(time)),
+        None => text.parse::<DateTime<FixedOffset>>().ok().map(|t| t.with_timezone(&Utc).timestamp_micros()),
+    }
 }
 
-fn parse_common_timestamp(b: &[u8]) -> Option<i64> {
+/// Microseconds since the epoch of (seconds, nanoseconds), truncating as chrono does.
+fn micros((seconds, nanos): (i64, u32)) -> i64 {
+    seconds * 1_000_000 + i64::from(nanos / 1_000)
+}
+
+/// Parses an RFC 3339 timestamp exactly as chrono's `DateTime<FixedOffset>` parser does (the
+/// error is chrono's), reading the common shape directly (see [`parse_timestamp_micros`]).
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    match parse_common_timestamp(text.as_bytes()).and_then(|(s, n)| DateTime::from_timestamp(s, n)) {
+        Some(time) => Ok(time),
+        None => text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// Seconds since the Unix epoch and nanoseconds of `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`
+/// with a valid date, no leap second and at most 9 fractional digits; `None` for anything else.
+fn parse_common_timestamp(b: &[u8]) -> Option<(i64, u32)> {
     fn digits(b: &[u8]) -> Option<i64> {
         let mut value = 0i64;
         for &c in b {
@@ -612,14 +629,13 @@ fn parse_common_timestamp(b: &[u8]) -> Option<i64> {
         return None; // leap seconds and bad dates: chrono decides
     }
     let mut rest = &b[19..];
-    let mut micros = 0;
+    let mut nanos = 0;
     if let Some(fraction) = rest.strip_prefix(b".") {
         let len = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
         if len == 0 || len > 9 {
             return None;
         }
-        let kept = &fraction[..len.min(6)];
-        micros = digits(kept)? * 10i64.pow(6 - kept.len() as u32);
+        nanos = u32::try_from(digits(&fraction[..len])? * 10i64.pow(9 - len as u32)).ok()?;
         rest = &fraction[len..];
     }
     let offset_seconds = match rest {
@@ -642,7 +658,7 @@ fn parse_common_timestamp(b: &[u8]) -> Option<i64> {
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     let days = era * 146_097 + day_of_era - 719_468;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    Some(seconds * 1_000_000 + micros)
+    Some((seconds, nanos))
 }
 
 /// One typed builder per column of a type, with the column's position in [`FIELDS`].
@@ -1075,9 +1091,18 @@ pub(crate) mod tests {
             let time = Utc.timestamp_opt(seconds, nanos).unwrap().with_timezone(&offset);
             for format in [chrono::SecondsFormat::AutoSi, chrono::SecondsFormat::Micros, chrono::SecondsFormat::Secs] {
                 let text = time.to_rfc3339_opts(format, state & 1 == 0);
-                let expected = text.parse::<DateTime<FixedOffset>>().unwrap().timestamp_micros();
-                assert_eq!(parse_timestamp_micros(&text), Some(expected), "{text}");
+                let expected = text.parse::<DateTime<FixedOffset>>().unwrap();
+                assert_eq!(parse_timestamp_micros(&text), Some(expected.timestamp_micros()), "{text}");
+                assert_eq!(parse_timestamp(&text), Ok(expected.with_timezone(&Utc)), "{text}");
             }
+        }
+        for text in [
+            "2026-02-29T00:00:00Z", "2024-02-29T00:00:00Z", "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z",
+            "2026-11-24T10:00:00.1234567891Z", "2026-11-24T10:00:00.Z", "2026-11-24t10:00:00z",
+            "2026-11-24 10:00:00Z", "2026-11-24T10:00:00+24:00", "2026-11-24T10:00:00", "+12026-11-24T10:00:00Z",
+        ] {
+            let chrono = text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc));
+            assert_eq!(parse_timestamp(text), chrono, "{text}");
         }
     }
 

@@ -206,8 +206,10 @@ pub struct TrackerEvent<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
     pub event_name: Option<Cow<'a, str>>,
     /// When the event happened, on the client's clock (RFC 3339).
+    #[serde(default, deserialize_with = "timestamp")]
     pub event_time: Option<DateTime<Utc>>,
     /// When the client sent it, on the client's clock; defaults to the batch's `sent_at`.
+    #[serde(default, deserialize_with = "timestamp")]
     pub sent_at: Option<DateTime<Utc>>,
     #[validate(length(min = 1, max = 256))]
     #[serde(borrow, default, deserialize_with = "text")]
@@ -344,6 +346,38 @@ fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<
     }
 
     deserializer.deserialize_option(TextVisitor)
+}
+
+/// An optional RFC 3339 timestamp, read as chrono's `DateTime` deserializer reads it (same
+/// accepted texts, same errors) with the common shape parsed directly.
+fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    struct TimestampVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for TimestampVisitor {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 formatted date and time string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            crate::columns::parse_timestamp(value).map(Some).map_err(E::custom)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    deserializer.deserialize_option(TimestampVisitor)
 }
 
 /// Deepest nesting allowed inside `properties`.
