@@ -8,7 +8,9 @@
 //! Further routes (Segment-compatible `/v1/track`, `/v1/batch`, …) map their payloads to tracker
 //! events and call [`ingest`] the same way.
 
+use std::borrow::Cow;
 use std::io::Read;
+use std::sync::Arc;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -79,9 +81,9 @@ impl IngestResponse {
 /// The key may come as the `X-Write-Key` header or the HTTP Basic username. Every credential
 /// presented must be valid: a request with a good header key and a bad `Authorization` is
 /// refused, so a misconfigured client learns about it instead of working by accident.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let header_key = headers.get(WRITE_KEY_HEADER).map(|v| v.to_str().ok().map(str::to_owned));
-    let basic_key = headers.get(header::AUTHORIZATION).map(|_| basic_username(headers));
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<str>, ApiError> {
+    let header_key = headers.get(WRITE_KEY_HEADER).map(|v| v.to_str().ok().map(Cow::Borrowed));
+    let basic_key = headers.get(header::AUTHORIZATION).map(|_| basic_username(headers).map(Cow::Owned));
     let mut source = None;
     for presented in [header_key, basic_key].into_iter().flatten() {
         let found = presented.and_then(|key| state.source_for(&key)).ok_or(ApiError::Unauthorized)?;
@@ -251,7 +253,7 @@ async fn reject_body(
     let too_many = error.code == "too_many_events";
     let failed = FailedEvent::new(
         FailureStage::Collector,
-        Some(request.source_id.clone()),
+        Some(request.source_id.to_string()),
         None,
         vec![error.clone()],
         payload,
@@ -300,7 +302,7 @@ pub async fn ingest(
                 rejected.extend(errors.iter().cloned().map(|e| IndexedFieldError::new(Some(index), e)));
                 failed.push(FailedEvent::new(
                     FailureStage::Collector,
-                    Some(request.source_id.clone()),
+                    Some(request.source_id.to_string()),
                     position,
                     errors,
                     item.raw,

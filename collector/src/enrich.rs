@@ -16,7 +16,7 @@ use event_model::{Event, EventId, EventType, TrackerEvent};
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     /// Source of the write key.
-    pub source_id: String,
+    pub source_id: Arc<str>,
     /// When the request arrived.
     pub received_at: DateTime<Utc>,
     /// The batch's `sent_at`, for events without their own.

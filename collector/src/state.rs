@@ -41,7 +41,7 @@ pub struct AppState {
 
 struct Inner {
     sink: Arc<dyn EventSink>,
-    write_keys: HashMap<String, String>,
+    write_keys: HashMap<String, Arc<str>>,
     limits: Limits,
     time_window: TimeWindow,
     rate_limit: Option<RateLimit>,
@@ -87,7 +87,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 sink,
-                write_keys: settings.write_keys,
+                write_keys: settings.write_keys.into_iter().map(|(key, source)| (key, source.into())).collect(),
                 limits: settings.limits,
                 time_window: settings.time_window,
                 rate_limit: settings.rate_limit,
@@ -103,8 +103,8 @@ impl AppState {
         &self.inner.sink
     }
 
-    /// The source a write key belongs to.
-    pub fn source_for(&self, key: &str) -> Option<String> {
+    /// The source a write key belongs to (shared, not copied, per request).
+    pub fn source_for(&self, key: &str) -> Option<Arc<str>> {
         self.inner.write_keys.get(key).cloned()
     }
 
