@@ -71,7 +71,7 @@ stop_server() {
 }
 trap stop_server EXIT
 
-declare -A RPS P99 EPS
+declare -A RPS P99 EPS ALL
 run_case() { # name body-file events-per-request
   local name=$1 body=$2 per=$3 port
   port=$(free_port)
@@ -94,6 +94,7 @@ run_case() { # name body-file events-per-request
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/$name.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$WORK/$name.txt")
   echo "bench: $name ${rps} req/s, p99 ${p99}"
+  ALL[$name]="${ALL[$name]:+${ALL[$name]} / }$(python3 -c "print(round($rps))")"
   # Keep each case's best round (with that round's p99).
   if [ -z "${RPS[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $rps > ${RPS[$name]} else 1)"; then
     RPS[$name]=$rps
@@ -118,12 +119,12 @@ SINGLE_RATIO=$(ratio "${RPS[collector-single]}" "${RPS[bare-single]}")
 BATCH_RATIO=$(ratio "${RPS[collector-batch100]}" "${RPS[bare-batch100]}")
 
 TABLE=$(cat <<EOF
-| case | server | requests/s | events/s | p99 latency | ratio to bare |
-|---|---|---:|---:|---:|---:|
-| single event | bare axum handler | ${RPS[bare-single]} | ${EPS[bare-single]} | ${P99[bare-single]} | 1.00 |
-| single event | collector, spool sink | ${RPS[collector-single]} | ${EPS[collector-single]} | ${P99[collector-single]} | **${SINGLE_RATIO}** |
-| 100-event batch | bare axum handler | ${RPS[bare-batch100]} | ${EPS[bare-batch100]} | ${P99[bare-batch100]} | 1.00 |
-| 100-event batch | collector, spool sink | ${RPS[collector-batch100]} | ${EPS[collector-batch100]} | ${P99[collector-batch100]} | **${BATCH_RATIO}** |
+| case | server | requests/s | events/s | p99 latency | ratio to bare | every round (requests/s) |
+|---|---|---:|---:|---:|---:|---:|
+| single event | bare axum handler | ${RPS[bare-single]} | ${EPS[bare-single]} | ${P99[bare-single]} | 1.00 | ${ALL[bare-single]} |
+| single event | collector, spool sink | ${RPS[collector-single]} | ${EPS[collector-single]} | ${P99[collector-single]} | **${SINGLE_RATIO}** | ${ALL[collector-single]} |
+| 100-event batch | bare axum handler | ${RPS[bare-batch100]} | ${EPS[bare-batch100]} | ${P99[bare-batch100]} | 1.00 | ${ALL[bare-batch100]} |
+| 100-event batch | collector, spool sink | ${RPS[collector-batch100]} | ${EPS[collector-batch100]} | ${P99[collector-batch100]} | **${BATCH_RATIO}** | ${ALL[collector-batch100]} |
 EOF
 )
 echo
@@ -135,7 +136,8 @@ SECTION=$(cat <<EOF
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m)), wrk with 1 thread and ${CONNECTIONS} connections on
 loopback, ${SECONDS_PER_CASE} s per case after a 2 s warm-up; load generator and server share the machine.
-Best of ${ROUNDS} rounds, each running every case once in turn.
+Best of ${ROUNDS} rounds, each running every case once in turn; the last column lists every
+round, since this VM's speed drifts between runs (the collector's single-event rate most).
 
 $TABLE
 
