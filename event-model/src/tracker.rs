@@ -309,75 +309,68 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
 }
 
 /// An optional string that borrows from the request body when it has no escapes, so the
-/// common event is read without copying its text.
+/// common event is read without copying its text. (serde's own `Option<Cow<str>>` always
+/// copies.)
 fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    struct TextVisitor;
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
+}
 
-    impl<'de> serde::de::Visitor<'de> for TextVisitor {
-        type Value = Option<Cow<'de, str>>;
+struct Text<'a>(Cow<'a, str>);
 
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string")
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(value.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(value)))
+            }
         }
 
-        fn visit_borrowed_str<E: serde::de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(value)))
-        }
-
-        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(value.to_owned())))
-        }
-
-        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(value)))
-        }
-
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_str(self)
-        }
+        deserializer.deserialize_str(TextVisitor)
     }
-
-    deserializer.deserialize_option(TextVisitor)
 }
 
 /// An optional RFC 3339 timestamp, read as chrono's `DateTime` deserializer reads it (same
 /// accepted texts, same errors) with the common shape parsed directly.
 fn timestamp<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    struct TimestampVisitor;
+    Ok(Option::<Timestamp>::deserialize(deserializer)?.map(|time| time.0))
+}
 
-    impl<'de> serde::de::Visitor<'de> for TimestampVisitor {
-        type Value = Option<DateTime<Utc>>;
+struct Timestamp(DateTime<Utc>);
 
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an RFC 3339 formatted date and time string")
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimestampVisitor;
+
+        impl serde::de::Visitor<'_> for TimestampVisitor {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 formatted date and time string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                crate::columns::parse_timestamp(value).map(Timestamp).map_err(E::custom)
+            }
         }
 
-        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
-            crate::columns::parse_timestamp(value).map(Some).map_err(E::custom)
-        }
-
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_str(self)
-        }
+        deserializer.deserialize_str(TimestampVisitor)
     }
-
-    deserializer.deserialize_option(TimestampVisitor)
 }
 
 /// Deepest nesting allowed inside `properties`.
