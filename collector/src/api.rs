@@ -10,8 +10,8 @@
 
 use std::borrow::Cow;
 use std::io::Read;
-use std::sync::Arc;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;

@@ -1,15 +1,14 @@
 //! Turns a valid tracker event into the stored event: ids, server time, clock-skew correction,
 //! truncated IP, parsed user agent, campaign fields.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
-use event_model::tracker::UrlFacts;
-use std::borrow::Cow;
-
 use event_model::event::EventView;
+use event_model::tracker::UrlFacts;
 use event_model::{Event, EventId, EventType, TrackerEvent};
 
 /// What the collector knows about the request an event came in.
