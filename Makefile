@@ -51,8 +51,11 @@ bench:
 	bash scripts/bench-collector.sh
 	bash scripts/bench-batcher.sh
 
+## fmt: format the Rust code (rustfmt.toml)
 fmt:
 	cargo fmt --all
 
+## lint: what CI checks before the tests: formatting and clippy, warnings as errors
 lint:
+	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -60,7 +60,11 @@ pub fn map_record(record: &csv::StringRecord, line: u64, file_key: &str, source_
         "cart" => EventType::AddToCart,
         "remove_from_cart" => EventType::RemoveFromCart,
         "purchase" => EventType::Purchase,
-        other => return Err(error(format!("unknown event_type {other:?} (expected view, cart, remove_from_cart, purchase)"))),
+        other => {
+            return Err(error(format!(
+                "unknown event_type {other:?} (expected view, cart, remove_from_cart, purchase)"
+            )));
+        }
     };
     let price = match optional(field(6)) {
         Some(text) => Some(parse_price(&text).map_err(|e| error(format!("price: {e}")))?),
@@ -82,8 +86,7 @@ pub fn map_record(record: &csv::StringRecord, line: u64, file_key: &str, source_
         price,
         currency: price.map(|_| "USD".to_owned()),
         quantity: Some(1),
-        order_id: purchase
-            .then(|| format!("{}-{}", session.clone().or(user_id).unwrap_or_default(), time.timestamp())),
+        order_id: purchase.then(|| format!("{}-{}", session.clone().or(user_id).unwrap_or_default(), time.timestamp())),
         revenue: if purchase { price } else { None },
         order_currency: (purchase && price.is_some()).then(|| "USD".to_owned()),
         library_name: Some("rees46-backfill".to_owned()),
@@ -106,7 +109,15 @@ fn parse_price(text: &str) -> Result<Money, String> {
 
 /// The columns a REES46 export starts with.
 pub const HEADER: [&str; 9] = [
-    "event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session",
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
 ];
 
 /// Why a backfill stopped.
@@ -143,9 +154,11 @@ pub async fn run(
         let bar = if progress {
             let bar = indicatif::ProgressBar::new(size);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_message(path.display().to_string());
             bar
@@ -214,7 +227,9 @@ mod tests {
 
     #[test]
     fn a_purchase_row_maps_onto_the_contract() {
-        let row = record("2019-10-01 00:02:14 UTC,purchase,1004856,2053013555631882655,electronics.smartphone,samsung,130.76,543272936,8187d148-3c41-46d4-b0c0-9c08cd9dc564");
+        let row = record(
+            "2019-10-01 00:02:14 UTC,purchase,1004856,2053013555631882655,electronics.smartphone,samsung,130.76,543272936,8187d148-3c41-46d4-b0c0-9c08cd9dc564",
+        );
         let event = map_record(&row, 2, "f", "rees46").unwrap();
         assert_eq!(event.event_type, EventType::Purchase);
         assert_eq!(event.event_time.to_rfc3339(), "2019-10-01T00:02:14+00:00");
@@ -228,7 +243,13 @@ mod tests {
 
     #[test]
     fn empty_optional_columns_become_nulls_and_bad_rows_are_named() {
-        let view = map_record(&record("2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde"), 2, "f", "s").unwrap();
+        let view = map_record(
+            &record("2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde"),
+            2,
+            "f",
+            "s",
+        )
+        .unwrap();
         assert_eq!(view.category_code, None);
         assert_eq!(view.event_type, EventType::ProductView);
         assert_eq!(view.revenue, None);

@@ -67,15 +67,14 @@ fn digest(names: &[String]) -> String {
 }
 
 /// Compacts one hour. Returns `None` when there was nothing to do.
-pub async fn compact_hour(lake: &dyn Lake, hour: DateTime<Utc>, settings: ParquetSettings) -> Result<Option<Manifest>, CompactError> {
+pub async fn compact_hour(
+    lake: &dyn Lake,
+    hour: DateTime<Utc>,
+    settings: ParquetSettings,
+) -> Result<Option<Manifest>, CompactError> {
     let prefix = hour_prefix(hour);
-    let inputs: Vec<String> = lake
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .map(|o| o.path)
-        .filter(|p| p.ends_with(".parquet"))
-        .collect();
+    let inputs: Vec<String> =
+        lake.list(&prefix).await?.into_iter().map(|o| o.path).filter(|p| p.ends_with(".parquet")).collect();
     let already = inputs.len() == 1 && inputs[0].rsplit('/').next().is_some_and(|n| n.starts_with("compacted-"));
     if inputs.is_empty() || already {
         return Ok(None);

@@ -175,9 +175,7 @@ impl Lake for LocalLake {
         let full = self.full(path);
         match tokio::fs::read(&full).await {
             Ok(data) => Ok(Bytes::from(data)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                Err(LakeError::NotFound(path.to_owned()))
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(LakeError::NotFound(path.to_owned())),
             Err(error) => Err(io(&full)(error)),
         }
     }
@@ -246,9 +244,7 @@ impl GcsLake {
                 (client, credentials, host)
             }
             None => {
-                let credentials = google_cloud_auth::credentials::Builder::default()
-                    .build()
-                    .map_err(|e| remote(&e))?;
+                let credentials = google_cloud_auth::credentials::Builder::default().build().map_err(|e| remote(&e))?;
                 let client = google_cloud_storage::client::Storage::builder()
                     .with_credentials(credentials.clone())
                     .build()
@@ -333,15 +329,9 @@ impl Lake for GcsLake {
             .await
             .map_err(|e| LakeError::Remote(e.to_string()))?;
         match response.status() {
-            status if status.is_success() => {
-                response.bytes().await.map_err(|e| LakeError::Remote(e.to_string()))
-            }
+            status if status.is_success() => response.bytes().await.map_err(|e| LakeError::Remote(e.to_string())),
             reqwest::StatusCode::NOT_FOUND => Err(LakeError::NotFound(path.to_owned())),
-            status => Err(LakeError::Remote(format!(
-                "read gs://{}/{}: HTTP {status}",
-                self.bucket,
-                self.object(path)
-            ))),
+            status => Err(LakeError::Remote(format!("read gs://{}/{}: HTTP {status}", self.bucket, self.object(path)))),
         }
     }
 
@@ -395,12 +385,8 @@ impl Lake for GcsLake {
     }
 
     async fn delete(&self, path: &str) -> Result<(), LakeError> {
-        let url = format!(
-            "{}/storage/v1/b/{}/o/{}",
-            self.json_endpoint,
-            encode(&self.bucket),
-            encode(&self.object(path))
-        );
+        let url =
+            format!("{}/storage/v1/b/{}/o/{}", self.json_endpoint, encode(&self.bucket), encode(&self.object(path)));
         let response = self
             .http
             .delete(url)
@@ -411,7 +397,12 @@ impl Lake for GcsLake {
         if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
             Ok(())
         } else {
-            Err(LakeError::Remote(format!("delete gs://{}/{}: HTTP {}", self.bucket, self.object(path), response.status())))
+            Err(LakeError::Remote(format!(
+                "delete gs://{}/{}: HTTP {}",
+                self.bucket,
+                self.object(path),
+                response.status()
+            )))
         }
     }
 

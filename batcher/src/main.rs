@@ -15,7 +15,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_support::{LogFormat, init_logging};
 use queue::pubsub::{PubSubConfig, PubSubSink};
 
-
 /// clickstream batcher: drains the event queue into an hourly Parquet lake
 /// (events/dt=YYYY-MM-DD/hour=HH/*.parquet), compacts closed hours, and backfills CSV exports.
 #[derive(Debug, Parser)]
@@ -146,11 +145,8 @@ struct BackfillArgs {
 }
 
 fn parse_hour(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    format!("{text}:00:00Z")
-        .parse()
-        .map_err(|_| format!("expected an hour like 2026-11-24T10, got {text:?}"))
+    format!("{text}:00:00Z").parse().map_err(|_| format!("expected an hour like 2026-11-24T10, got {text:?}"))
 }
-
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(address) = cli.metrics_listen {
@@ -180,7 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let project = args.pubsub_project.clone().ok_or_else(|| {
                         anyhow::anyhow!("source=pubsub needs --pubsub-project (or CLICKSTREAM_PUBSUB_PROJECT)")
                     })?;
-                    let pubsub = PubSubConfig::new(&project, &args.pubsub_dead_letter_topic, &args.pubsub_dead_letter_topic);
+                    let pubsub =
+                        PubSubConfig::new(&project, &args.pubsub_dead_letter_topic, &args.pubsub_dead_letter_topic);
                     let dead_letters = PubSubSink::connect(pubsub.clone()).await?;
                     let writer = writer.with_dead_letter_sink(Arc::new(dead_letters));
                     let config = PubSubSourceConfig {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -129,7 +129,11 @@ impl HourlyParquetWriter {
         let file = match self.hours.entry(hour) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => entry.insert(HourFile {
-                writer: ArrowWriter::try_new(Vec::new(), event_model::schema::arrow_schema(), Some(properties(self.settings)))?,
+                writer: ArrowWriter::try_new(
+                    Vec::new(),
+                    event_model::schema::arrow_schema(),
+                    Some(properties(self.settings)),
+                )?,
                 pending: ColumnBuilders::with_capacity(1024),
                 seen: SeenIds::with_capacity(CHUNK_ROWS),
                 rows: 0,
@@ -233,7 +237,8 @@ fn properties(settings: ParquetSettings) -> WriterProperties {
 /// Encodes record batches (with the contract's schema) as one Parquet file.
 pub fn write_batches(batches: &[RecordBatch], settings: ParquetSettings) -> Result<Bytes, ParquetError> {
     let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, event_model::schema::arrow_schema(), Some(properties(settings)))?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buffer, event_model::schema::arrow_schema(), Some(properties(settings)))?;
     for batch in batches {
         writer.write(batch)?;
     }
@@ -292,8 +297,22 @@ pub fn merge_batches(batches: &[RecordBatch]) -> Result<(RecordBatch, usize), Pa
     let filtered = filter_record_batch(&merged, &arrow::array::BooleanArray::from(keep))?;
     let order = lexsort_to_indices(
         &[
-            SortColumn { values: Arc::clone(filtered.column_by_name("event_time").ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_time".into()))?), options: None },
-            SortColumn { values: Arc::clone(filtered.column_by_name("event_id").ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_id".into()))?), options: None },
+            SortColumn {
+                values: Arc::clone(
+                    filtered
+                        .column_by_name("event_time")
+                        .ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_time".into()))?,
+                ),
+                options: None,
+            },
+            SortColumn {
+                values: Arc::clone(
+                    filtered
+                        .column_by_name("event_id")
+                        .ok_or_else(|| arrow::error::ArrowError::SchemaError("no event_id".into()))?,
+                ),
+                options: None,
+            },
         ],
         None,
     )?;
@@ -358,9 +377,14 @@ mod tests {
 
     #[test]
     fn parquet_round_trips_and_merging_deduplicates() {
-        let first = write_events(&[event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:03Z")], ParquetSettings::default()).unwrap();
+        let first =
+            write_events(&[event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:03Z")], ParquetSettings::default())
+                .unwrap();
         let second = write_events(
-            &[event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:01Z"), event("y", "2026-11-24T10:00:01Z", "2026-11-24T10:00:01Z")],
+            &[
+                event("x", "2026-11-24T10:00:02Z", "2026-11-24T10:00:01Z"),
+                event("y", "2026-11-24T10:00:01Z", "2026-11-24T10:00:01Z"),
+            ],
             ParquetSettings::default(),
         )
         .unwrap();

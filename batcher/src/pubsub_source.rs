@@ -47,7 +47,11 @@ pub enum PubSubDrainError {
 
 /// Drains the subscription within `bounds`: stops after `idle_exit` without messages (a batch
 /// job) or `max_runtime`, flushing what it holds first.
-pub async fn drain(config: &PubSubSourceConfig, writer: &LakeWriter, bounds: RunBounds) -> Result<Summary, PubSubDrainError> {
+pub async fn drain(
+    config: &PubSubSourceConfig,
+    writer: &LakeWriter,
+    bounds: RunBounds,
+) -> Result<Summary, PubSubDrainError> {
     let mut builder = Subscriber::builder();
     if let Some(host) = &config.pubsub.emulator_host {
         let endpoint = if host.starts_with("http") { host.clone() } else { format!("http://{host}") };

@@ -77,8 +77,7 @@ async fn drain_stream(
             let failures: Vec<FailedEvent> = records
                 .iter()
                 .map(|r| {
-                    serde_json::from_slice(r)
-                        .unwrap_or_else(|e| undecodable(r, "collector dead-letter stream", &e))
+                    serde_json::from_slice(r).unwrap_or_else(|e| undecodable(r, "collector dead-letter stream", &e))
                 })
                 .collect();
             writer.write(&format!("collector-{:020}", segment.id()), Vec::new(), failures).await?

@@ -1,5 +1,7 @@
 //! Compaction (merge, idempotence, crash between write and delete) and the REES46 backfill.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::process::Command;
@@ -17,7 +19,9 @@ const PREFIX: &str = "events/dt=2026-11-24/hour=10/";
 
 async fn put_file(lake: &dyn Lake, name: &str, ids: &[String]) {
     let events: Vec<_> = ids.iter().map(|id| event(id, "2026-11-24T10:30:00Z")).collect();
-    lake.put(&format!("{PREFIX}{name}.parquet"), write_events(&events, ParquetSettings::default()).unwrap()).await.unwrap();
+    lake.put(&format!("{PREFIX}{name}.parquet"), write_events(&events, ParquetSettings::default()).unwrap())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -50,7 +54,10 @@ async fn compaction_merges_an_hour_into_one_file_and_is_idempotent() {
     let on_disk: Manifest = serde_json::from_slice(&lake.get(&format!("{PREFIX}{MANIFEST}")).await.unwrap()).unwrap();
     assert_eq!(on_disk, manifest);
 
-    assert!(compact_hour(&lake, hour, ParquetSettings::default()).await.unwrap().is_none(), "a second run does nothing");
+    assert!(
+        compact_hour(&lake, hour, ParquetSettings::default()).await.unwrap().is_none(),
+        "a second run does nothing"
+    );
     assert_eq!(lake_contents(&lake).await.len(), 1);
 }
 
@@ -82,7 +89,9 @@ async fn only_closed_hours_are_compacted_by_default() {
     let now = Utc::now();
     let current = batcher::lake::hour_prefix(now);
     let events = vec![event(&uuid(), &now.to_rfc3339())];
-    lake.put(&format!("{current}open.parquet"), write_events(&events, ParquetSettings::default()).unwrap()).await.unwrap();
+    lake.put(&format!("{current}open.parquet"), write_events(&events, ParquetSettings::default()).unwrap())
+        .await
+        .unwrap();
     let hours = closed_hours(&lake, chrono::Duration::hours(1)).await.unwrap();
     assert_eq!(hours, vec![HOUR.parse::<DateTime<Utc>>().unwrap()]);
 }

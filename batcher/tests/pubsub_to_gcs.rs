@@ -6,6 +6,8 @@
 //! project venv); without them the test is skipped loudly, or fails under
 //! CLICKSTREAM_REQUIRE_EMULATORS=1.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::HashSet;
@@ -77,7 +79,16 @@ async fn published_events_become_hourly_parquet_in_the_bucket() {
     let gcs_port = free_port();
     let _gcs = Process(
         Command::new(gcs_emulator)
-            .args(["start", "--host", "127.0.0.1", "--port", &gcs_port.to_string(), "--in-memory", "--default-bucket", "lake"])
+            .args([
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &gcs_port.to_string(),
+                "--in-memory",
+                "--default-bucket",
+                "lake",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -109,9 +120,11 @@ async fn published_events_become_hourly_parquet_in_the_bucket() {
         .unwrap();
     publisher.publish(Message::new().set_data("not json at all")).await.unwrap();
 
-    let lake: Arc<dyn Lake> = Arc::new(GcsLake::connect("lake", "", Some(format!("http://127.0.0.1:{gcs_port}"))).await.unwrap());
+    let lake: Arc<dyn Lake> =
+        Arc::new(GcsLake::connect("lake", "", Some(format!("http://127.0.0.1:{gcs_port}"))).await.unwrap());
     let dead_letters = PubSubSink::connect(pubsub.clone()).await.unwrap();
-    let writer = LakeWriter::new(lake.clone(), ParquetSettings::default()).with_dead_letter_sink(Arc::new(dead_letters));
+    let writer =
+        LakeWriter::new(lake.clone(), ParquetSettings::default()).with_dead_letter_sink(Arc::new(dead_letters));
     let config = PubSubSourceConfig {
         pubsub: pubsub.clone(),
         subscription: "events-batcher".into(),
@@ -120,7 +133,11 @@ async fn published_events_become_hourly_parquet_in_the_bucket() {
         flush_age: Duration::from_secs(2),
         max_lease: Duration::from_secs(120),
     };
-    let bounds = RunBounds { idle_exit: Some(Duration::from_secs(3)), max_runtime: Some(Duration::from_secs(60)), ..RunBounds::default() };
+    let bounds = RunBounds {
+        idle_exit: Some(Duration::from_secs(3)),
+        max_runtime: Some(Duration::from_secs(60)),
+        ..RunBounds::default()
+    };
     let summary = drain(&config, &writer, bounds).await.unwrap();
     assert_eq!(summary.events, 120, "{summary:?}");
     assert_eq!(summary.dead_lettered, 1);
@@ -132,7 +149,9 @@ async fn published_events_become_hourly_parquet_in_the_bucket() {
     assert_eq!(stored, expected);
 
     // Everything was acked: a second run finds nothing.
-    let again = drain(&config, &writer, RunBounds { idle_exit: Some(Duration::from_secs(2)), ..RunBounds::default() }).await.unwrap();
+    let again = drain(&config, &writer, RunBounds { idle_exit: Some(Duration::from_secs(2)), ..RunBounds::default() })
+        .await
+        .unwrap();
     assert_eq!(again.events, 0, "messages were redelivered: they had not been acked");
 
     // The undecodable message is on the dead-letter topic with its reason.

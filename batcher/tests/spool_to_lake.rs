@@ -1,6 +1,8 @@
 //! Spool → local lake: hourly layout, late events in their own hour, dead letters, exactly once
 //! across SIGKILLs of the batcher binary, and an independent reader (DuckDB) agreeing with us.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -60,12 +62,19 @@ async fn undecodable_records_and_collector_rejections_go_to_the_dead_letter_fold
     }
     {
         let sink = SpoolSink::open(SpoolWriterConfig::new(&spool)).unwrap();
-        let rejected = FailedEvent::new(event_model::failed::FailureStage::Collector, Some("shop".into()), Some(3), vec![], "{\"x\":1}");
+        let rejected = FailedEvent::new(
+            event_model::failed::FailureStage::Collector,
+            Some("shop".into()),
+            Some(3),
+            vec![],
+            "{\"x\":1}",
+        );
         sink.publish(&[], &[rejected]).await.unwrap();
         sink.shutdown().await;
     }
     let lake = Arc::new(LocalLake::new(dir.path().join("lake")));
-    let summary = drain(&spool, &LakeWriter::new(lake.clone(), ParquetSettings::default()), RunBounds::default()).await.unwrap();
+    let summary =
+        drain(&spool, &LakeWriter::new(lake.clone(), ParquetSettings::default()), RunBounds::default()).await.unwrap();
     assert_eq!(summary.events, 1);
     assert_eq!(summary.dead_lettered, 2);
     let dead = lake.list("dead-letter/").await.unwrap();
@@ -74,11 +83,15 @@ async fn undecodable_records_and_collector_rejections_go_to_the_dead_letter_fold
         let text = String::from_utf8(lake.get(&object.path).await.unwrap().to_vec()).unwrap();
         for line in text.lines() {
             let failure: FailedEvent = serde_json::from_str(line).unwrap();
-            reasons.push((object.path.rsplit('/').next().unwrap().split('-').next().unwrap().to_owned(), failure.payload));
+            reasons
+                .push((object.path.rsplit('/').next().unwrap().split('-').next().unwrap().to_owned(), failure.payload));
         }
     }
     reasons.sort();
-    assert_eq!(reasons, [("collector".to_owned(), "{\"x\":1}".to_owned()), ("spool".to_owned(), "{not an event".to_owned())]);
+    assert_eq!(
+        reasons,
+        [("collector".to_owned(), "{\"x\":1}".to_owned()), ("spool".to_owned(), "{not an event".to_owned())]
+    );
 }
 
 /// The batcher binary is SIGKILLed at random moments over many runs; afterwards the lake must
@@ -128,15 +141,12 @@ async fn every_event_is_in_the_lake_exactly_once_across_random_sigkills() {
     // The run to completion takes its options from a config file (a subcommand option and a
     // global one), as a Cloud Run job or a local set-up would.
     let config = dir.path().join("batcher.toml");
-    std::fs::write(&config, format!("spool_dir = {:?}\nlake = {:?}\n", spool.display().to_string(), lake_dir.display().to_string()))
-        .unwrap();
-    let status = Command::new(binary)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!("spool_dir = {:?}\nlake = {:?}\n", spool.display().to_string(), lake_dir.display().to_string()),
+    )
+    .unwrap();
+    let status = Command::new(binary).arg("--config").arg(&config).arg("run").stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
 
     let lake = LocalLake::new(&lake_dir);
@@ -180,10 +190,13 @@ async fn duckdb_reads_the_lake_and_agrees_on_counts_and_values() {
     drain(&spool, &LakeWriter::new(lake.clone(), ParquetSettings::default()), RunBounds::default()).await.unwrap();
 
     let glob = format!("{}/events/*/*/*.parquet", dir.path().join("lake").display());
-    let rows = common::duckdb_query(&python, &format!(
-        "select count(*), count(distinct event_id), sum(price)::varchar, min(event_time)::varchar, \
+    let rows = common::duckdb_query(
+        &python,
+        &format!(
+            "select count(*), count(distinct event_id), sum(price)::varchar, min(event_time)::varchar, \
          count(distinct hour), typeof(any_value(price)) from read_parquet('{glob}', hive_partitioning=true)"
-    ));
+        ),
+    );
     let expected_sum: rust_decimal::Decimal = events[..300].iter().map(|e| e.price.unwrap().as_decimal()).sum();
     let row = &rows[0];
     assert_eq!(row[0], 300);
@@ -192,10 +205,16 @@ async fn duckdb_reads_the_lake_and_agrees_on_counts_and_values() {
     assert_eq!(row[3], "2026-11-24 09:00:07.123456+00");
     assert_eq!(row[4], 3);
     assert_eq!(row[5], "DECIMAL(38,9)");
-    let one = common::duckdb_query(&python, &format!(
-        "select category_code, price::varchar from read_parquet('{glob}') where event_id = '{}'",
-        events[5].event_id
-    ));
+    let one = common::duckdb_query(
+        &python,
+        &format!(
+            "select category_code, price::varchar from read_parquet('{glob}') where event_id = '{}'",
+            events[5].event_id
+        ),
+    );
     assert_eq!(one[0][0], "electronics.c5");
-    assert_eq!(one[0][1].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap(), events[5].price.unwrap().as_decimal());
+    assert_eq!(
+        one[0][1].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap(),
+        events[5].price.unwrap().as_decimal()
+    );
 }

@@ -38,11 +38,10 @@ pub fn parse<P: Parser>(args: impl IntoIterator<Item = impl Into<OsString> + Clo
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut command = P::command();
     let first_pass = P::command().ignore_errors(true).try_get_matches_from(args.iter().cloned())?;
-    let config = first_pass
-        .try_get_one::<PathBuf>("config")
-        .ok()
-        .flatten()
-        .or_else(|| first_pass.subcommand().and_then(|(_, sub)| sub.try_get_one::<PathBuf>("config").ok().flatten()));
+    let config =
+        first_pass.try_get_one::<PathBuf>("config").ok().flatten().or_else(|| {
+            first_pass.subcommand().and_then(|(_, sub)| sub.try_get_one::<PathBuf>("config").ok().flatten())
+        });
     if let Some(path) = config {
         command = apply_file_defaults(command, path)?;
     }
@@ -90,10 +89,7 @@ fn apply_file_defaults(mut command: Command, path: &Path) -> Result<Command, Con
 }
 
 fn set_default(mut command: Command, long: &str, values: &[String], found: &mut bool) -> Command {
-    let id = command
-        .get_arguments()
-        .find(|arg| arg.get_long() == Some(long))
-        .map(|arg| arg.get_id().to_string());
+    let id = command.get_arguments().find(|arg| arg.get_long() == Some(long)).map(|arg| arg.get_id().to_string());
     if let Some(id) = id {
         *found = true;
         command = command.mut_arg(id, |arg| arg.default_values(values.to_vec()));

@@ -126,10 +126,8 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, hops: usize) -> 
 /// Decodes the body per Content-Encoding, never inflating past `max_bytes`. An identity body is
 /// passed on as it is, without a copy.
 pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result<Bytes, ApiError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
+    let encoding =
+        headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => {
             if body.len() > max_bytes {
@@ -140,20 +138,14 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result
         Some("gzip") | Some("x-gzip") => {
             let mut decoded = Vec::with_capacity(body.len() * 4);
             let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .take(limit)
-                .read_to_end(&mut decoded)
-                .map_err(|e| ApiError::Invalid {
+            flate2::read::MultiGzDecoder::new(&body[..]).take(limit).read_to_end(&mut decoded).map_err(|e| {
+                ApiError::Invalid {
                     message: format!("the body is not valid gzip: {e}"),
-                    errors: vec![IndexedFieldError::new(
-                        None,
-                        FieldError::new("body", "gzip", "not valid gzip data"),
-                    )],
-                })?;
+                    errors: vec![IndexedFieldError::new(None, FieldError::new("body", "gzip", "not valid gzip data"))],
+                }
+            })?;
             if decoded.len() > max_bytes {
-                return Err(ApiError::TooLarge(format!(
-                    "the decompressed body exceeds {max_bytes} bytes"
-                )));
+                return Err(ApiError::TooLarge(format!("the decompressed body exceeds {max_bytes} bytes")));
             }
             Ok(decoded.into())
         }
@@ -174,9 +166,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if mime.eq_ignore_ascii_case("application/json") || mime.eq_ignore_ascii_case("text/plain") {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMedia(format!(
-            "Content-Type {mime:?} is not supported; send application/json"
-        )))
+        Err(ApiError::UnsupportedMedia(format!("Content-Type {mime:?} is not supported; send application/json")))
     }
 }
 
@@ -195,10 +185,7 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
         if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
             ApiError::TooLarge(format!("the body exceeds {max_body} bytes"))
         } else {
-            ApiError::Invalid {
-                message: format!("could not read the body: {e}"),
-                errors: vec![],
-            }
+            ApiError::Invalid { message: format!("could not read the body: {e}"), errors: vec![] }
         }
     })?;
     if raw.len() > max_body {
@@ -244,12 +231,7 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
 }
 
 /// Dead-letters a body that could not be split into events, and returns the error to answer.
-async fn reject_body(
-    state: &AppState,
-    request: &RequestContext,
-    error: FieldError,
-    payload: &str,
-) -> ApiError {
+async fn reject_body(state: &AppState, request: &RequestContext, error: FieldError, payload: &str) -> ApiError {
     let too_many = error.code == "too_many_events";
     let failed = FailedEvent::new(
         FailureStage::Collector,
@@ -335,7 +317,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(serde_json::json!({"status": "ready", "sink": state.sink().kind()})).into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "unavailable", "sink": state.sink().kind(), "message": error.to_string()})),
+            Json(
+                serde_json::json!({"status": "unavailable", "sink": state.sink().kind(), "message": error.to_string()}),
+            ),
         )
             .into_response(),
     }
@@ -346,11 +330,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(depth) = state.sink().depth() {
         m::queue_depth(depth);
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics_handle().render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics_handle().render()).into_response()
 }
 
 #[cfg(test)]
@@ -360,14 +340,20 @@ mod tests {
     #[test]
     fn the_answer_is_written_as_serde_writes_it() {
         let id = uuid::Uuid::parse_str("0190a4c2-7b1e-7c3d-8e2f-9a0b1c2d3e4f").unwrap();
-        let rejected = IndexedFieldError::new(
-            Some(1),
-            FieldError::new("page.url", "url", "must be an \"absolute\" URL\n\u{1}é"),
-        );
+        let rejected =
+            IndexedFieldError::new(Some(1), FieldError::new("page.url", "url", "must be an \"absolute\" URL\n\u{1}é"));
         for response in [
             IngestResponse { accepted: 1, event_ids: vec![Some(id)], rejected: vec![] },
-            IngestResponse { accepted: 2, event_ids: vec![Some(id), None, Some(uuid::Uuid::nil())], rejected: vec![rejected.clone()] },
-            IngestResponse { accepted: 0, event_ids: vec![], rejected: vec![rejected.clone(), IndexedFieldError { index: None, ..rejected }] },
+            IngestResponse {
+                accepted: 2,
+                event_ids: vec![Some(id), None, Some(uuid::Uuid::nil())],
+                rejected: vec![rejected.clone()],
+            },
+            IngestResponse {
+                accepted: 0,
+                event_ids: vec![],
+                rejected: vec![rejected.clone(), IndexedFieldError { index: None, ..rejected }],
+            },
         ] {
             assert_eq!(String::from_utf8(response.to_json()).unwrap(), serde_json::to_string(&response).unwrap());
         }

@@ -25,7 +25,6 @@ pub enum SinkKind {
     Pubsub,
 }
 
-
 /// The write key every embedded-default collector accepts when no key is configured.
 pub const DEVELOPMENT_WRITE_KEY: &str = "dev-write-key";
 /// The source the development write key maps to.
@@ -77,11 +76,7 @@ pub struct Config {
     pub pubsub_topic: String,
 
     /// Topic for rejected events (also the subscription's dead-letter topic).
-    #[arg(
-        long,
-        env = "CLICKSTREAM_PUBSUB_DEAD_LETTER_TOPIC",
-        default_value = "clickstream-events-dead-letter"
-    )]
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_DEAD_LETTER_TOPIC", default_value = "clickstream-events-dead-letter")]
     pub pubsub_dead_letter_topic: String,
 
     /// Send a Pub/Sub batch once it holds this many messages.
@@ -285,8 +280,7 @@ mod tests {
     fn pubsub_without_project_or_keys_says_what_to_set() {
         let error = Config::load_from(["c", "--sink", "pubsub"]).unwrap_err();
         assert!(error.to_string().contains("--pubsub-project"), "{error}");
-        let error =
-            Config::load_from(["c", "--sink", "pubsub", "--pubsub-project", "p"]).unwrap_err();
+        let error = Config::load_from(["c", "--sink", "pubsub", "--pubsub-project", "p"]).unwrap_err();
         assert!(error.to_string().contains("--write-key"), "{error}");
     }
 

@@ -206,9 +206,7 @@ pub fn enrich<'a>(
     let context = event.context.unwrap_or_default();
     let campaign = context.campaign.unwrap_or_default();
     // `check` parsed the URL of every valid event; an event built another way gets it here.
-    let url_facts = page.url_facts.or_else(|| {
-        page.url.as_deref().and_then(UrlFacts::parse).map(UrlFacts::into_owned)
-    });
+    let url_facts = page.url_facts.or_else(|| page.url.as_deref().and_then(UrlFacts::parse).map(UrlFacts::into_owned));
     let (url_path, [url_source, url_medium, url_campaign, url_term, url_content]) =
         url_facts.map(|facts| (Some(facts.path), facts.utm)).unwrap_or_default();
     // The request's user-agent facts are borrowed; an event's own user agent (server-side
@@ -290,8 +288,7 @@ mod tests {
     const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
     const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
     const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-    const GOOGLEBOT: &str =
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
     fn window() -> TimeWindow {
         TimeWindow { max_age: Duration::from_secs(7 * 86_400), max_future: Duration::from_secs(600) }
@@ -343,7 +340,7 @@ mod tests {
             let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
                 "event_time": claim}));
             let request = request(received);
-        let stored = enrich(event, &request, window(), &UserAgentParser::default());
+            let stored = enrich(event, &request, window(), &UserAgentParser::default());
             assert!(stored.event_time_out_of_range, "{claim}");
             assert_eq!(stored.event_time, received);
             assert_eq!(stored.client_event_time.unwrap(), claim.parse::<DateTime<Utc>>().unwrap());

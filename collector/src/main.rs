@@ -33,8 +33,7 @@ async fn open_sink(config: &Config) -> anyhow::Result<Arc<dyn EventSink>> {
         }
         SinkKind::Pubsub => {
             let project = config.pubsub_project.clone().unwrap_or_default();
-            let mut pubsub =
-                PubSubConfig::new(&project, &config.pubsub_topic, &config.pubsub_dead_letter_topic);
+            let mut pubsub = PubSubConfig::new(&project, &config.pubsub_topic, &config.pubsub_dead_letter_topic);
             pubsub.batch_max_messages = config.pubsub_batch_messages;
             pubsub.batch_max_bytes = config.pubsub_batch_bytes;
             pubsub.batch_max_delay = Duration::from_millis(config.pubsub_batch_delay_ms);

@@ -122,8 +122,7 @@ pub fn events_rejected(reason: &str, count: usize) {
 
 /// A request refused by the rate limit.
 pub fn rate_limited(source: &str) {
-    metrics::counter!("clickstream_collector_rate_limited_requests_total", "source" => source.to_owned())
-        .increment(1);
+    metrics::counter!("clickstream_collector_rate_limited_requests_total", "source" => source.to_owned()).increment(1);
 }
 
 /// A publish to the sink finished.

@@ -58,12 +58,7 @@ where
         let route = matched.and_then(|m| routes::ALL.iter().find(|r| **r == m).copied()).unwrap_or("unmatched");
         let span = tracing::debug_span!("request", method = %request.method(), uri = %request.uri());
         let inner = span.in_scope(|| self.inner.call(request));
-        ObserveFuture {
-            inner: tokio::time::timeout(self.timeout, inner),
-            route,
-            started: Instant::now(),
-            span,
-        }
+        ObserveFuture { inner: tokio::time::timeout(self.timeout, inner), route, started: Instant::now(), span }
     }
 }
 

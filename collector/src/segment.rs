@@ -76,8 +76,18 @@ fn set(target: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 
 fn product_of(item: &Map<String, Value>) -> Value {
     let mut product = Map::new();
-    set(&mut product, "product_id", item.get("product_id").or(item.get("sku")).or(item.get("id")).and_then(text).map(Value::from));
-    set(&mut product, "category_code", item.get("category").and_then(text).map(|c| Value::from(c.to_lowercase().replace(['/', '>'], ".").replace(' ', "_"))));
+    set(
+        &mut product,
+        "product_id",
+        item.get("product_id").or(item.get("sku")).or(item.get("id")).and_then(text).map(Value::from),
+    );
+    set(
+        &mut product,
+        "category_code",
+        item.get("category")
+            .and_then(text)
+            .map(|c| Value::from(c.to_lowercase().replace(['/', '>'], ".").replace(' ', "_"))),
+    );
     set(&mut product, "brand", item.get("brand").and_then(text).map(Value::from));
     set(&mut product, "price", item.get("price").cloned());
     set(&mut product, "currency", item.get("currency").and_then(text).map(|c| Value::from(c.to_uppercase())));
@@ -85,16 +95,34 @@ fn product_of(item: &Map<String, Value>) -> Value {
     Value::Object(product)
 }
 
-const PRODUCT_KEYS: &[&str] = &["product_id", "sku", "id", "category", "brand", "price", "currency", "quantity", "name", "variant", "url", "image_url", "position", "coupon"];
+const PRODUCT_KEYS: &[&str] = &[
+    "product_id",
+    "sku",
+    "id",
+    "category",
+    "brand",
+    "price",
+    "currency",
+    "quantity",
+    "name",
+    "variant",
+    "url",
+    "image_url",
+    "position",
+    "coupon",
+];
 
 fn leftover(properties: &Map<String, Value>, used: &[&str]) -> Option<Value> {
-    let rest: Map<String, Value> = properties.iter().filter(|(k, _)| !used.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let rest: Map<String, Value> =
+        properties.iter().filter(|(k, _)| !used.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     (!rest.is_empty()).then_some(Value::Object(rest))
 }
 
 /// Maps one Segment message to contract events (several for a multi-line order).
 pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<Value>, FieldError> {
-    let object = message.as_object().ok_or_else(|| FieldError::new("message", "invalid", "a Segment message is a JSON object"))?;
+    let object = message
+        .as_object()
+        .ok_or_else(|| FieldError::new("message", "invalid", "a Segment message is a JSON object"))?;
     let kind = match call {
         Call::Batch => object.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
         Call::Track => "track".into(),
@@ -106,7 +134,8 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     let context = object.get("context").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut base = Map::new();
     if let Some(id) = object.get("messageId").and_then(text) {
-        let id = uuid::Uuid::parse_str(&id).unwrap_or_else(|_| uuid::Uuid::new_v5(&NAMESPACE, format!("{source_id}\0{id}").as_bytes()));
+        let id = uuid::Uuid::parse_str(&id)
+            .unwrap_or_else(|_| uuid::Uuid::new_v5(&NAMESPACE, format!("{source_id}\0{id}").as_bytes()));
         base.insert("event_id".into(), Value::from(id.to_string()));
     }
     set(&mut base, "anonymous_id", object.get("anonymousId").and_then(text).map(Value::from));
@@ -117,7 +146,8 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     // Context.
     let mut ours = Map::new();
     let os = context.get("os").and_then(|o| o.get("name")).and_then(Value::as_str).unwrap_or_default().to_lowercase();
-    let device = context.get("device").and_then(|d| d.get("type")).and_then(Value::as_str).unwrap_or_default().to_lowercase();
+    let device =
+        context.get("device").and_then(|d| d.get("type")).and_then(Value::as_str).unwrap_or_default().to_lowercase();
     let platform = if os.contains("ios") || device == "ios" {
         "ios"
     } else if os.contains("android") || device == "android" {
@@ -131,10 +161,16 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     set(&mut ours, "user_agent", context.get("userAgent").and_then(text).map(Value::from));
     set(&mut ours, "locale", context.get("locale").and_then(text).map(Value::from));
     if let Some(app) = context.get("app").and_then(Value::as_object) {
-        ours.insert("app".into(), json!({"name": app.get("name").and_then(text), "version": app.get("version").and_then(text)}));
+        ours.insert(
+            "app".into(),
+            json!({"name": app.get("name").and_then(text), "version": app.get("version").and_then(text)}),
+        );
     }
     if let Some(library) = context.get("library").and_then(Value::as_object) {
-        ours.insert("library".into(), json!({"name": library.get("name").and_then(text), "version": library.get("version").and_then(text)}));
+        ours.insert(
+            "library".into(),
+            json!({"name": library.get("name").and_then(text), "version": library.get("version").and_then(text)}),
+        );
     }
     if let Some(screen) = context.get("screen").and_then(Value::as_object) {
         ours.insert("screen".into(), json!({"width": screen.get("width"), "height": screen.get("height")}));
@@ -150,7 +186,11 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     base.insert("context".into(), Value::Object(ours));
 
     // Page: from the page call's properties, else the context's page.
-    let page_source = if matches!(kind.as_str(), "page") { Some(&properties) } else { context.get("page").and_then(Value::as_object) };
+    let page_source = if matches!(kind.as_str(), "page") {
+        Some(&properties)
+    } else {
+        context.get("page").and_then(Value::as_object)
+    };
     if let Some(page_fields) = page_source {
         let mut page = Map::new();
         for key in ["url", "path", "referrer", "title"] {
@@ -165,7 +205,10 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
     let mut event = base.clone();
     match kind.as_str() {
         "track" => {
-            let name = object.get("event").and_then(text).ok_or_else(|| FieldError::new("event", "required", "track calls need an event name"))?;
+            let name = object
+                .get("event")
+                .and_then(text)
+                .ok_or_else(|| FieldError::new("event", "required", "track calls need an event name"))?;
             match name.as_str() {
                 "Product Viewed" | "Product Added" | "Product Removed" => {
                     let event_type = match name.as_str() {
@@ -182,17 +225,26 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                     let mut order = Map::new();
                     set(&mut order, "order_id", properties.get("order_id").and_then(text).map(Value::from));
                     set(&mut order, "revenue", properties.get("revenue").or(properties.get("value")).cloned());
-                    set(&mut order, "currency", properties.get("currency").and_then(text).map(|c| Value::from(c.to_uppercase())));
+                    set(
+                        &mut order,
+                        "currency",
+                        properties.get("currency").and_then(text).map(|c| Value::from(c.to_uppercase())),
+                    );
                     if !order.is_empty() {
                         event.insert("order".into(), Value::Object(order));
                     }
-                    set(&mut event, "properties", leftover(&properties, &["order_id", "revenue", "value", "currency", "products"]));
+                    set(
+                        &mut event,
+                        "properties",
+                        leftover(&properties, &["order_id", "revenue", "value", "currency", "products"]),
+                    );
                 }
                 "Order Completed" => {
                     let order_id = properties.get("order_id").and_then(text);
                     let currency = properties.get("currency").and_then(text).map(|c| c.to_uppercase());
                     let lines = properties.get("products").and_then(Value::as_array).cloned().unwrap_or_default();
-                    let rest = leftover(&properties, &["order_id", "revenue", "total", "value", "currency", "products"]);
+                    let rest =
+                        leftover(&properties, &["order_id", "revenue", "total", "value", "currency", "products"]);
                     if lines.is_empty() {
                         event.insert("event_type".into(), Value::from("purchase"));
                         event.insert("order".into(), json!({"order_id": order_id, "revenue": properties.get("revenue").or(properties.get("total")).cloned(), "currency": currency}));
@@ -203,16 +255,25 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                             let line = line.as_object().cloned().unwrap_or_default();
                             let mut this = event.clone();
                             if let Some(Value::String(id)) = &event_id {
-                                let line_id = if index == 0 { id.clone() } else { uuid::Uuid::new_v5(&NAMESPACE, format!("{id}\0{index}").as_bytes()).to_string() };
+                                let line_id = if index == 0 {
+                                    id.clone()
+                                } else {
+                                    uuid::Uuid::new_v5(&NAMESPACE, format!("{id}\0{index}").as_bytes()).to_string()
+                                };
                                 this.insert("event_id".into(), Value::from(line_id));
                             }
                             // Exact decimal line revenue: price × quantity, never a binary float.
-                            let price = line.get("price").and_then(text).and_then(|p| event_model::Money::parse(&p).ok());
+                            let price =
+                                line.get("price").and_then(text).and_then(|p| event_model::Money::parse(&p).ok());
                             let quantity = line.get("quantity").and_then(Value::as_i64).unwrap_or(1);
-                            let revenue = price.map(|p| event_model::Money::from(p.as_decimal() * rust_decimal::Decimal::from(quantity)));
+                            let revenue = price.map(|p| {
+                                event_model::Money::from(p.as_decimal() * rust_decimal::Decimal::from(quantity))
+                            });
                             this.insert("event_type".into(), Value::from("purchase"));
                             let mut product = product_of(&line);
-                            if product.get("currency").is_none() && let (Some(c), Some(p)) = (&currency, product.as_object_mut()) {
+                            if product.get("currency").is_none()
+                                && let (Some(c), Some(p)) = (&currency, product.as_object_mut())
+                            {
                                 p.insert("currency".into(), Value::from(c.clone()));
                             }
                             this.insert("product".into(), product);
@@ -249,10 +310,21 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
         "identify" => {
             event.insert("event_type".into(), Value::from("custom"));
             event.insert("event_name".into(), Value::from("identify"));
-            set(&mut event, "properties", object.get("traits").filter(|t| t.as_object().is_some_and(|o| !o.is_empty())).map(|t| json!({"traits": t})));
+            set(
+                &mut event,
+                "properties",
+                object
+                    .get("traits")
+                    .filter(|t| t.as_object().is_some_and(|o| !o.is_empty()))
+                    .map(|t| json!({"traits": t})),
+            );
         }
         other => {
-            return Err(FieldError::new("type", "unsupported", format!("Segment {other:?} calls are not supported; send track, page, screen or identify")));
+            return Err(FieldError::new(
+                "type",
+                "unsupported",
+                format!("Segment {other:?} calls are not supported; send track, page, screen or identify"),
+            ));
         }
     }
     if events.is_empty() {
@@ -278,7 +350,8 @@ fn repair(mut event: Value, segment_name: &str, limits: &event_model::Limits) ->
             if requirement {
                 if event["event_type"] != "custom" {
                     event["event_type"] = Value::from("custom");
-                    event["event_name"] = Value::from(segment_name.chars().filter(|c| !c.is_control()).take(128).collect::<String>());
+                    event["event_name"] =
+                        Value::from(segment_name.chars().filter(|c| !c.is_control()).take(128).collect::<String>());
                     changed = true;
                 }
                 continue;
@@ -332,7 +405,8 @@ pub async fn handle(
         message: format!("the body is not JSON: {e}"),
         errors: vec![IndexedFieldError::new(None, FieldError::new("body", "malformed", e.to_string()))],
     })?;
-    let presents_header = headers.contains_key(crate::api::WRITE_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);
+    let presents_header =
+        headers.contains_key(crate::api::WRITE_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);
     let source_id = if presents_header {
         authenticate(&state, &headers)?
     } else {
@@ -343,14 +417,13 @@ pub async fn handle(
             .ok_or(ApiError::Unauthorized)?
     };
     let messages: Vec<Value> = match call {
-        Call::Batch => payload
-            .get("batch")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| ApiError::Invalid {
-                message: "a batch call needs a \"batch\" array".into(),
-                errors: vec![IndexedFieldError::new(None, FieldError::new("batch", "required", "a batch call needs a \"batch\" array"))],
-            })?,
+        Call::Batch => payload.get("batch").and_then(Value::as_array).cloned().ok_or_else(|| ApiError::Invalid {
+            message: "a batch call needs a \"batch\" array".into(),
+            errors: vec![IndexedFieldError::new(
+                None,
+                FieldError::new("batch", "required", "a batch call needs a \"batch\" array"),
+            )],
+        })?,
         _ => vec![payload.clone()],
     };
     if messages.len() > state.limits().max_batch_events {
@@ -364,7 +437,11 @@ pub async fn handle(
     for message in &messages {
         let raw = message.to_string();
         if raw.len() > limits.max_event_bytes {
-            let error = FieldError::new("message", "too_large", format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes));
+            let error = FieldError::new(
+                "message",
+                "too_large",
+                format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes),
+            );
             texts.push((raw, Err(error)));
             continue;
         }
@@ -377,10 +454,11 @@ pub async fn handle(
     let mut items = Vec::new();
     for (raw, mapped) in &texts {
         match mapped {
-            Ok(events) => items.extend(events.iter().map(|event| BatchItem {
-                raw,
-                outcome: event_model::tracker::parse_event(event, &limits),
-            })),
+            Ok(events) => items.extend(
+                events
+                    .iter()
+                    .map(|event| BatchItem { raw, outcome: event_model::tracker::parse_event(event, &limits) }),
+            ),
             Err(error) => items.push(BatchItem { raw, outcome: Err(vec![error.clone()]) }),
         }
     }
@@ -394,7 +472,10 @@ pub async fn handle(
     };
     let response = ingest(&state, request, Batch { sent_at: batch_sent_at, items }).await?;
     if response.accepted == 0 {
-        return Err(ApiError::Invalid { message: "no message in the request is valid; see errors".into(), errors: response.rejected });
+        return Err(ApiError::Invalid {
+            message: "no message in the request is valid; see errors".into(),
+            errors: response.rejected,
+        });
     }
     Ok((StatusCode::OK, Json(json!({"success": true, "accepted": response.accepted, "event_ids": response.event_ids, "rejected": response.rejected}))).into_response())
 }

@@ -26,10 +26,7 @@ impl RateLimit {
     pub fn new(per_second: u32, burst: u32) -> Option<Self> {
         let rate = NonZeroU32::new(per_second)?;
         let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-        Some(Self {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            burst: burst.get(),
-        })
+        Some(Self { limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)), burst: burst.get() })
     }
 }
 
@@ -71,10 +68,7 @@ impl StateSettings {
         Self {
             write_keys,
             limits: Limits::default(),
-            time_window: TimeWindow {
-                max_age: Duration::from_secs(7 * 86_400),
-                max_future: Duration::from_secs(600),
-            },
+            time_window: TimeWindow { max_age: Duration::from_secs(7 * 86_400), max_future: Duration::from_secs(600) },
             rate_limit: None,
             forwarded_for_hops: 0,
         }
@@ -142,9 +136,7 @@ impl AppState {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
                 crate::metrics::rate_limited(source);
-                Err(ApiError::RateLimited {
-                    retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-                })
+                Err(ApiError::RateLimited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) })
             }
             Err(_) => Err(ApiError::RateLimited { retry_after: Duration::from_secs(1) }),
         }

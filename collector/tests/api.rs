@@ -1,6 +1,8 @@
 //! The ingestion API against a real spool: contract validation, auth, CORS, gzip, limits,
 //! partial batches, rate limits, sink failures, and the operational endpoints.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::io::Write;
@@ -126,9 +128,8 @@ async fn it_accepts_the_write_key_as_the_basic_auth_username() {
     let app = TestApp::spool();
     // base64("test-write-key:")
     let basic = format!("Basic {}", base64_encode(&format!("{KEY}:")));
-    let answer = app
-        .send(post_request(page_view(&uuid()).to_string().into_bytes(), &[("authorization", &basic)]))
-        .await;
+    let answer =
+        app.send(post_request(page_view(&uuid()).to_string().into_bytes(), &[("authorization", &basic)])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
 }
 
@@ -179,9 +180,7 @@ async fn a_batch_where_every_event_is_invalid_is_a_400_and_all_are_dead_lettered
 async fn gzip_bodies_are_accepted() {
     let app = TestApp::spool();
     let body = gzip(serde_json::json!({"events": [page_view(&uuid()), page_view(&uuid())]}).to_string().as_bytes());
-    let answer = app
-        .send(post_request(body, &[("x-write-key", KEY), ("content-encoding", "gzip")]))
-        .await;
+    let answer = app.send(post_request(body, &[("x-write-key", KEY), ("content-encoding", "gzip")])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["accepted"], 2);
 }
@@ -192,9 +191,7 @@ async fn a_gzip_bomb_is_refused_with_413_without_inflating_it() {
     // 50 MB of zeros compress to about 50 KB: under the body limit, far over the inflated one.
     let bomb = gzip(&vec![b'0'; 50 * 1024 * 1024]);
     assert!(bomb.len() < 500 * 1024);
-    let answer = app
-        .send(post_request(bomb, &[("x-write-key", KEY), ("content-encoding", "gzip")]))
-        .await;
+    let answer = app.send(post_request(bomb, &[("x-write-key", KEY), ("content-encoding", "gzip")])).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer.json["error"], "payload_too_large");
 }
@@ -202,13 +199,10 @@ async fn a_gzip_bomb_is_refused_with_413_without_inflating_it() {
 #[tokio::test]
 async fn corrupt_gzip_and_unknown_encodings_and_types_are_client_errors() {
     let app = TestApp::spool();
-    let corrupt = app
-        .send(post_request(b"not gzip".to_vec(), &[("x-write-key", KEY), ("content-encoding", "gzip")]))
-        .await;
+    let corrupt =
+        app.send(post_request(b"not gzip".to_vec(), &[("x-write-key", KEY), ("content-encoding", "gzip")])).await;
     assert_eq!(corrupt.status, StatusCode::BAD_REQUEST);
-    let brotli = app
-        .send(post_request(b"{}".to_vec(), &[("x-write-key", KEY), ("content-encoding", "br")]))
-        .await;
+    let brotli = app.send(post_request(b"{}".to_vec(), &[("x-write-key", KEY), ("content-encoding", "br")])).await;
     assert_eq!(brotli.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let request = Request::post("/v1/events")
         .header("x-write-key", KEY)
@@ -304,10 +298,11 @@ async fn a_write_key_over_its_rate_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_full_spool_answers_503_with_retry_after_and_accepts_nothing() {
-    let app = TestApp::spool_with(|_| {}, HttpSettings::default(), |dir| SpoolWriterConfig {
-        max_spool_bytes: 1,
-        ..SpoolWriterConfig::new(dir)
-    });
+    let app = TestApp::spool_with(
+        |_| {},
+        HttpSettings::default(),
+        |dir| SpoolWriterConfig { max_spool_bytes: 1, ..SpoolWriterConfig::new(dir) },
+    );
     // The first append fits (the cap is checked before writing); then the spool is over its cap.
     assert_eq!(app.post(page_view(&uuid())).await.status, StatusCode::OK);
     let answer = app.post(page_view(&uuid())).await;
@@ -328,10 +323,9 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.json["sink"], "spool");
     let response = tower::ServiceExt::oneshot(app.router.clone(), get("/metrics")).await.unwrap();
-    let text = String::from_utf8(
-        http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes().to_vec(),
-    )
-    .unwrap();
+    let text =
+        String::from_utf8(http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes().to_vec())
+            .unwrap();
     for name in [
         "clickstream_collector_requests_total",
         "clickstream_collector_events_accepted_total",

@@ -3,6 +3,8 @@
 //! restart the collector on the same spool, so recovery of the previous round's open segment is
 //! exercised too.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::HashSet;
@@ -102,8 +104,7 @@ async fn every_acknowledged_event_survives_sigkill() {
     assert!(acknowledged.len() > 500, "too few events were acknowledged to prove anything: {}", acknowledged.len());
     // Recovery runs as the batcher's reader would run it: seal what the dead writer left open.
     let records = common::read_stream(&stream_dir(&spool, EVENTS_STREAM));
-    let stored: Vec<Event> =
-        records.iter().map(|r| Event::from_json_bytes(r).expect("every record decodes")).collect();
+    let stored: Vec<Event> = records.iter().map(|r| Event::from_json_bytes(r).expect("every record decodes")).collect();
     let stored_ids: HashSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(stored_ids.len(), stored.len(), "an acknowledged request was stored twice");
     let missing: Vec<&String> = acknowledged.iter().filter(|id| !stored_ids.contains(id.as_str())).collect();

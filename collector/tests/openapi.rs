@@ -4,6 +4,8 @@
 //! must equal the contract's; and one example must use every field the spec declares, so a field
 //! the service does not know (it refuses unknown fields) cannot hide in the spec.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -74,41 +76,41 @@ async fn every_request_example_gets_its_documented_status_and_outcome() {
     assert!(paths.len() >= 6, "the ingestion and Segment routes all show examples: {paths:?}");
     let mut checked = 0;
     for path in &paths {
-    let content = format!("/paths/{}/post/requestBody/content/application~1json", path.replace('/', "~1"));
-    // Schema-valid examples, and the ones that break the schema on purpose.
-    let mut requests = spec.pointer(&format!("{content}/examples")).unwrap().as_object().unwrap().clone();
-    if let Some(invalid) = spec.pointer(&format!("{content}/x-invalid-examples")).and_then(Value::as_object) {
-        requests.extend(invalid.clone());
-    }
-    let responses = response_examples(&spec, path);
-    for (name, example) in &requests {
-        checked += 1;
-        let matching: Vec<_> = responses.iter().filter(|(_, n, _)| n == name).collect();
-        assert_eq!(matching.len(), 1, "request example {name} needs exactly one response example of the same name");
-        let (status, _, expected) = matching[0];
-        let mut body = example["value"].clone();
-        if let Some(repeat) = example.get("x-repeat-events").and_then(Value::as_u64) {
-            let first = body["events"][0].clone();
-            body["events"] = Value::Array(vec![first; repeat as usize]);
+        let content = format!("/paths/{}/post/requestBody/content/application~1json", path.replace('/', "~1"));
+        // Schema-valid examples, and the ones that break the schema on purpose.
+        let mut requests = spec.pointer(&format!("{content}/examples")).unwrap().as_object().unwrap().clone();
+        if let Some(invalid) = spec.pointer(&format!("{content}/x-invalid-examples")).and_then(Value::as_object) {
+            requests.extend(invalid.clone());
         }
-        let app = TestApp::spool();
-        let request = axum::http::Request::post(path.as_str())
-            .header("content-type", "application/json")
-            .header("x-write-key", common::KEY)
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let answer = app.send(request).await;
-        assert_eq!(answer.status, *status, "{path} example {name}: {}", answer.json);
-        if let Some(accepted) = expected.get("accepted") {
-            assert_eq!(&answer.json["accepted"], accepted, "example {name}");
-            let ids = expected["event_ids"].as_array().unwrap();
-            assert_eq!(answer.json["event_ids"].as_array().unwrap().len(), ids.len(), "example {name}");
+        let responses = response_examples(&spec, path);
+        for (name, example) in &requests {
+            checked += 1;
+            let matching: Vec<_> = responses.iter().filter(|(_, n, _)| n == name).collect();
+            assert_eq!(matching.len(), 1, "request example {name} needs exactly one response example of the same name");
+            let (status, _, expected) = matching[0];
+            let mut body = example["value"].clone();
+            if let Some(repeat) = example.get("x-repeat-events").and_then(Value::as_u64) {
+                let first = body["events"][0].clone();
+                body["events"] = Value::Array(vec![first; repeat as usize]);
+            }
+            let app = TestApp::spool();
+            let request = axum::http::Request::post(path.as_str())
+                .header("content-type", "application/json")
+                .header("x-write-key", common::KEY)
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let answer = app.send(request).await;
+            assert_eq!(answer.status, *status, "{path} example {name}: {}", answer.json);
+            if let Some(accepted) = expected.get("accepted") {
+                assert_eq!(&answer.json["accepted"], accepted, "example {name}");
+                let ids = expected["event_ids"].as_array().unwrap();
+                assert_eq!(answer.json["event_ids"].as_array().unwrap().len(), ids.len(), "example {name}");
+            }
+            if let Some(error) = expected.get("error") {
+                assert_eq!(&answer.json["error"], error, "example {name}");
+            }
+            assert_eq!(error_summary(&answer.json), error_summary(expected), "example {name}");
         }
-        if let Some(error) = expected.get("error") {
-            assert_eq!(&answer.json["error"], error, "example {name}");
-        }
-        assert_eq!(error_summary(&answer.json), error_summary(expected), "example {name}");
-    }
     }
     assert!(checked >= 10, "only {checked} examples were checked");
 }

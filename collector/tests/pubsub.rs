@@ -5,6 +5,8 @@
 //! Needs the emulator from the Google Cloud CLI. Without it the test is skipped with a message
 //! naming what is missing (set CLICKSTREAM_REQUIRE_EMULATORS=1 to make that a failure, as CI does).
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -41,7 +43,8 @@ fn emulator_path() -> Option<String> {
     if Path::new(&path).exists() {
         return Some(path);
     }
-    let message = format!("SKIPPED: Google's Pub/Sub emulator is not installed at {path} (it ships with the Google Cloud CLI)");
+    let message =
+        format!("SKIPPED: Google's Pub/Sub emulator is not installed at {path} (it ships with the Google Cloud CLI)");
     if std::env::var_os("CLICKSTREAM_REQUIRE_EMULATORS").is_some() {
         panic!("{message}");
     }
@@ -128,8 +131,7 @@ async fn events_round_trip_through_the_emulator_and_a_dead_emulator_means_503() 
     assert_eq!(answer.json["accepted"], 25);
 
     let received = receive(&emulator.host, "events-batcher", 25).await;
-    let received_ids: HashSet<String> =
-        received.iter().map(|m| m.attributes["event_id"].clone()).collect();
+    let received_ids: HashSet<String> = received.iter().map(|m| m.attributes["event_id"].clone()).collect();
     assert_eq!(received_ids, ids.iter().cloned().collect::<HashSet<_>>());
     let first = event_model::Event::from_json_bytes(&received[0].data).unwrap();
     assert_eq!(first.source_id, SOURCE);

@@ -22,8 +22,8 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::event::{Event, EventType, Platform};
 use crate::money::{MONEY_PRECISION, MONEY_SCALE, Money};
@@ -377,7 +377,9 @@ fn common_value(text: &str, pos: usize, column_type: ColumnType) -> Option<(Valu
             let value = match column_type {
                 // Escapes (the properties column's JSON text always has some) are undone by
                 // serde_json, on this one string.
-                ColumnType::String if escaped => Value::Text(Cow::Owned(serde_json::from_str(text.get(pos..=end)?).ok()?)),
+                ColumnType::String if escaped => {
+                    Value::Text(Cow::Owned(serde_json::from_str(text.get(pos..=end)?).ok()?))
+                }
                 // Both ends are ASCII quotes, so this slice is on character boundaries.
                 ColumnType::String => Value::Text(Cow::Borrowed(text.get(start..end)?)),
                 ColumnType::Timestamp if !escaped => Value::Timestamp(micros(parse_common_timestamp(&b[start..end])?)),
@@ -509,8 +511,10 @@ impl<'de> DeserializeSeed<'de> for ValueSeed {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
         match self.0 {
-            ColumnType::Decimal => Ok(Option::<Money>::deserialize(deserializer)?
-                .map_or(Value::Null, |m| Value::Decimal(m.to_scaled_i128()))),
+            ColumnType::Decimal => {
+                Ok(Option::<Money>::deserialize(deserializer)?
+                    .map_or(Value::Null, |m| Value::Decimal(m.to_scaled_i128())))
+            }
             column_type => deserializer.deserialize_any(ValueVisitor(column_type)),
         }
     }
@@ -923,7 +927,13 @@ pub(crate) mod tests {
             assert_ne!(direct.values[i], Value::Null, "full_event leaves {} empty", spec.name);
             assert_eq!(parsed.values[i], direct.values[i], "column {}", spec.name);
         }
-        let minimal = Event::new("id", EventType::PageView, Utc.timestamp_opt(0, 0).unwrap(), Utc.timestamp_opt(1, 0).unwrap(), "s");
+        let minimal = Event::new(
+            "id",
+            EventType::PageView,
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(1, 0).unwrap(),
+            "s",
+        );
         assert_eq!(StoredRow::parse(&minimal.to_json_bytes()).unwrap(), StoredRow::from_event(&minimal));
     }
 
@@ -993,7 +1003,13 @@ pub(crate) mod tests {
 
     #[test]
     fn the_pipeline_s_own_encoding_takes_the_common_path() {
-        let minimal = Event::new("id", EventType::Custom, Utc.timestamp_opt(7, 123_456_000).unwrap(), Utc.timestamp_opt(9, 0).unwrap(), "s");
+        let minimal = Event::new(
+            "id",
+            EventType::Custom,
+            Utc.timestamp_opt(7, 123_456_000).unwrap(),
+            Utc.timestamp_opt(9, 0).unwrap(),
+            "s",
+        );
         let mut escaped = full_event();
         escaped.page_title = Some("tab\there \"quoted\" \u{1} \u{1F600}".into());
         for event in [full_event(), minimal.clone(), escaped] {
@@ -1022,8 +1038,24 @@ pub(crate) mod tests {
         let mut sparse: serde_json::Value = serde_json::from_slice(&full_event().to_json_bytes()).unwrap();
         sparse.as_object_mut().unwrap().retain(|_, v| !v.is_string() || v.as_str().is_some_and(|s| s.len() > 8));
         samples.push(serde_json::to_vec(&sparse).unwrap());
-        let replacements: [&[u8]; 16] =
-            [b"\"", b"\\", b",", b"}", b"{", b":", b"0", b"-", b".", b"e", b" ", b"null", b"true", b"\x01", b"\xc3\xa9", b"\xff"];
+        let replacements: [&[u8]; 16] = [
+            b"\"",
+            b"\\",
+            b",",
+            b"}",
+            b"{",
+            b":",
+            b"0",
+            b"-",
+            b".",
+            b"e",
+            b" ",
+            b"null",
+            b"true",
+            b"\x01",
+            b"\xc3\xa9",
+            b"\xff",
+        ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move |below: usize| {
             state ^= state << 13;
@@ -1056,10 +1088,16 @@ pub(crate) mod tests {
             accepted += 1;
             match general {
                 Ok(expected) => assert_eq!(row, expected, "{}", String::from_utf8_lossy(&message)),
-                Err(error) => panic!("common path accepted what the decoder refuses ({error}): {}", String::from_utf8_lossy(&message)),
+                Err(error) => panic!(
+                    "common path accepted what the decoder refuses ({error}): {}",
+                    String::from_utf8_lossy(&message)
+                ),
             }
         }
-        assert!(accepted > 1_000 && rejected > 1_000, "mutations exercised both paths: {accepted} common, {rejected} not");
+        assert!(
+            accepted > 1_000 && rejected > 1_000,
+            "mutations exercised both paths: {accepted} common, {rejected} not"
+        );
     }
 
     #[test]
@@ -1087,7 +1125,8 @@ pub(crate) mod tests {
             let nanos = ((state >> 33) % 1_000_000_000) as u32;
             let offset_seconds = ((state >> 20) % 50_000) as i32 - 25_000;
             // Whole-minute offsets take the direct path; others (seconds in the offset) go to chrono.
-            let offset = FixedOffset::east_opt(if state & 2 == 0 { offset_seconds / 60 * 60 } else { offset_seconds }).unwrap();
+            let offset =
+                FixedOffset::east_opt(if state & 2 == 0 { offset_seconds / 60 * 60 } else { offset_seconds }).unwrap();
             let time = Utc.timestamp_opt(seconds, nanos).unwrap().with_timezone(&offset);
             for format in [chrono::SecondsFormat::AutoSi, chrono::SecondsFormat::Micros, chrono::SecondsFormat::Secs] {
                 let text = time.to_rfc3339_opts(format, state & 1 == 0);
@@ -1097,9 +1136,17 @@ pub(crate) mod tests {
             }
         }
         for text in [
-            "2026-02-29T00:00:00Z", "2024-02-29T00:00:00Z", "2026-11-24T23:59:60Z", "2026-11-24T24:00:00Z",
-            "2026-11-24T10:00:00.1234567891Z", "2026-11-24T10:00:00.Z", "2026-11-24t10:00:00z",
-            "2026-11-24 10:00:00Z", "2026-11-24T10:00:00+24:00", "2026-11-24T10:00:00", "+12026-11-24T10:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2024-02-29T00:00:00Z",
+            "2026-11-24T23:59:60Z",
+            "2026-11-24T24:00:00Z",
+            "2026-11-24T10:00:00.1234567891Z",
+            "2026-11-24T10:00:00.Z",
+            "2026-11-24t10:00:00z",
+            "2026-11-24 10:00:00Z",
+            "2026-11-24T10:00:00+24:00",
+            "2026-11-24T10:00:00",
+            "+12026-11-24T10:00:00Z",
         ] {
             let chrono = text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc));
             assert_eq!(parse_timestamp(text), chrono, "{text}");

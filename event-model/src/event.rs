@@ -342,7 +342,6 @@ impl<S: AsRef<str>> Event<S> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         crate::queue_json::write_event(self, out);
     }
-
 }
 
 impl Event {

@@ -205,21 +205,75 @@ mod tests {
     /// the `url` crate on every one.
     #[test]
     fn the_in_place_reading_agrees_with_the_url_crate() {
-        const SCHEMES: &[&str] = &["https://", "http://", "HTTP://", "https:", "https:///", "http:\\\\", "ftp://", "https:/"];
+        const SCHEMES: &[&str] =
+            &["https://", "http://", "HTTP://", "https:", "https:///", "http:\\\\", "ftp://", "https:/"];
         const HOSTS: &[&str] = &[
-            "shop.example", "a", "a-b.c", "-a.b", "a-.b", "ab--cd.example", "xn--nxasmq6b.example", "xn--a.b",
-            "Shop.Example", "1.2.3.4", "256.1.1.1", "0x10", "a.1", "a.b1", "1a.b", "a..b", "a.", ".a", "",
-            "é.example", "a_b.c", "[::1]", "user:pw@host", "host@x", "a%41.b",
+            "shop.example",
+            "a",
+            "a-b.c",
+            "-a.b",
+            "a-.b",
+            "ab--cd.example",
+            "xn--nxasmq6b.example",
+            "xn--a.b",
+            "Shop.Example",
+            "1.2.3.4",
+            "256.1.1.1",
+            "0x10",
+            "a.1",
+            "a.b1",
+            "1a.b",
+            "a..b",
+            "a.",
+            ".a",
+            "",
+            "é.example",
+            "a_b.c",
+            "[::1]",
+            "user:pw@host",
+            "host@x",
+            "a%41.b",
         ];
         const PORTS: &[&str] = &["", ":80", ":443", ":8080", ":65535", ":", ":65536", ":0080", ":000001", ":x", ":-1"];
         const SEGMENTS: &[&str] = &[
-            "", "a", "p", "123", ".", "..", "%2e", "%2E", ".%2e", "%2e%2E", "a b", "a%20b", "ü", "\\", "~x",
-            "a;b=c", "@", "{", "}", "|", "`", "%zz", "%", "x.y", "...", "a'b", "a\"b", "<", "^", "[x]", "\t", "a\nb",
+            "", "a", "p", "123", ".", "..", "%2e", "%2E", ".%2e", "%2e%2E", "a b", "a%20b", "ü", "\\", "~x", "a;b=c",
+            "@", "{", "}", "|", "`", "%zz", "%", "x.y", "...", "a'b", "a\"b", "<", "^", "[x]", "\t", "a\nb",
         ];
-        const KEYS: &[&str] = &["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "x", "utm_source", "UTM_SOURCE", "utm%5Fsource", ""];
+        const KEYS: &[&str] = &[
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "x",
+            "utm_source",
+            "UTM_SOURCE",
+            "utm%5Fsource",
+            "",
+        ];
         const VALUES: &[&str] = &[
-            "", "news", "news+letter", "a%20b", "%zz", "é", "a'b", "a\"b", "a<b", "%C3%A9", "+++", "a=b", "a?b", "a/b",
-            "a`b", "a{b}", "a|b", "a\\b", "a b", "%", "%2", "[x]",
+            "",
+            "news",
+            "news+letter",
+            "a%20b",
+            "%zz",
+            "é",
+            "a'b",
+            "a\"b",
+            "a<b",
+            "%C3%A9",
+            "+++",
+            "a=b",
+            "a?b",
+            "a/b",
+            "a`b",
+            "a{b}",
+            "a|b",
+            "a\\b",
+            "a b",
+            "%",
+            "%2",
+            "[x]",
         ];
         const FRAGMENTS: &[&str] = &["", "#", "#frag", "#a b", "#ü", "#a#b", "#?utm_source=x", "#\t"];
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -239,8 +239,22 @@ mod tests {
         }
         fn text(&mut self) -> String {
             const PIECES: &[&str] = &[
-                "a", "Acme Phone 12", "https://shop.example/p/1?utm_source=x&y=1", "\"quoted\"", "back\\slash",
-                "tab\there", "line\nbreak", "\u{1}", "\u{1f}", "\u{7f}", "é", "日本", "😀", "</script>", "/", " ",
+                "a",
+                "Acme Phone 12",
+                "https://shop.example/p/1?utm_source=x&y=1",
+                "\"quoted\"",
+                "back\\slash",
+                "tab\there",
+                "line\nbreak",
+                "\u{1}",
+                "\u{1f}",
+                "\u{7f}",
+                "é",
+                "日本",
+                "😀",
+                "</script>",
+                "/",
+                " ",
             ];
             (0..self.below(4)).map(|_| PIECES[self.below(PIECES.len() as u64) as usize]).collect()
         }

@@ -80,12 +80,7 @@ pub struct FieldSpec {
     pub description: &'static str,
 }
 
-const fn field(
-    name: &'static str,
-    column_type: ColumnType,
-    nullable: bool,
-    description: &'static str,
-) -> FieldSpec {
+const fn field(name: &'static str, column_type: ColumnType, nullable: bool, description: &'static str) -> FieldSpec {
     FieldSpec { name, column_type, nullable, description }
 }
 
@@ -93,17 +88,62 @@ use ColumnType::{Bool, Decimal, Int64, String as Text, Timestamp};
 
 /// Every stored column, in storage order.
 pub const FIELDS: &[FieldSpec] = &[
-    field("event_id", Text, false, "Client-generated UUID, or a server UUIDv7 when the client sent none. Retries and redeliveries reuse it; dbt staging deduplicates on it."),
-    field("event_id_generated", Bool, false, "True when the collector assigned `event_id` because the client sent none (such events cannot be deduplicated across client retries)."),
-    field("event_type", Text, false, "One of page_view, product_view, add_to_cart, remove_from_cart, begin_checkout, purchase, search, custom."),
-    field("event_name", Text, false, "Equals `event_type`, except for custom events, where it is the client's name for the event."),
-    field("event_time", Timestamp, false, "When the event happened, on the server's clock: `received_at - (sent_at - client event_time)` (clock-skew correction), or `received_at` when the client's claim lies outside the accepted window. Hourly partitions and lake folders use this column."),
-    field("client_event_time", Timestamp, true, "The event time the client claimed, uncorrected, on the client's clock."),
-    field("event_time_out_of_range", Bool, false, "True when the corrected time fell outside the accepted window (too far in the past or future) and `event_time` was set to `received_at`."),
-    field("sent_at", Timestamp, true, "When the client sent the request, on the client's clock (from the event or its batch)."),
+    field(
+        "event_id",
+        Text,
+        false,
+        "Client-generated UUID, or a server UUIDv7 when the client sent none. Retries and redeliveries reuse it; dbt staging deduplicates on it.",
+    ),
+    field(
+        "event_id_generated",
+        Bool,
+        false,
+        "True when the collector assigned `event_id` because the client sent none (such events cannot be deduplicated across client retries).",
+    ),
+    field(
+        "event_type",
+        Text,
+        false,
+        "One of page_view, product_view, add_to_cart, remove_from_cart, begin_checkout, purchase, search, custom.",
+    ),
+    field(
+        "event_name",
+        Text,
+        false,
+        "Equals `event_type`, except for custom events, where it is the client's name for the event.",
+    ),
+    field(
+        "event_time",
+        Timestamp,
+        false,
+        "When the event happened, on the server's clock: `received_at - (sent_at - client event_time)` (clock-skew correction), or `received_at` when the client's claim lies outside the accepted window. Hourly partitions and lake folders use this column.",
+    ),
+    field(
+        "client_event_time",
+        Timestamp,
+        true,
+        "The event time the client claimed, uncorrected, on the client's clock.",
+    ),
+    field(
+        "event_time_out_of_range",
+        Bool,
+        false,
+        "True when the corrected time fell outside the accepted window (too far in the past or future) and `event_time` was set to `received_at`.",
+    ),
+    field(
+        "sent_at",
+        Timestamp,
+        true,
+        "When the client sent the request, on the client's clock (from the event or its batch).",
+    ),
     field("received_at", Timestamp, false, "When the collector received the request, on the server's clock."),
     field("source_id", Text, false, "The source the write key belongs to (e.g. the storefront, the iOS app)."),
-    field("anonymous_id", Text, true, "Device- or browser-scoped id set by the tracker before the shopper is known. At least one of anonymous_id and user_id is present."),
+    field(
+        "anonymous_id",
+        Text,
+        true,
+        "Device- or browser-scoped id set by the tracker before the shopper is known. At least one of anonymous_id and user_id is present.",
+    ),
     field("user_id", Text, true, "The shop's id for a logged-in shopper."),
     field("session_id", Text, true, "The tracker's own session id, when it keeps one."),
     field("page_url", Text, true, "Full URL of the page (web) or a deep link (apps)."),
@@ -118,7 +158,12 @@ pub const FIELDS: &[FieldSpec] = &[
     field("currency", Text, true, "ISO 4217 code of `price`."),
     field("quantity", Int64, true, "Units of the product in the cart action or order line."),
     field("order_id", Text, true, "Order id on purchase (and checkout) events."),
-    field("revenue", Decimal, true, "Revenue of this event, DECIMAL(38,9). Additive: a multi-line order is several purchase events sharing order_id, each carrying its line's revenue; order revenue is the sum by order_id."),
+    field(
+        "revenue",
+        Decimal,
+        true,
+        "Revenue of this event, DECIMAL(38,9). Additive: a multi-line order is several purchase events sharing order_id, each carrying its line's revenue; order revenue is the sum by order_id.",
+    ),
     field("order_currency", Text, true, "ISO 4217 code of `revenue`."),
     field("search_query", Text, true, "The search terms of a search event."),
     field("platform", Text, true, "web, ios, android or server."),
@@ -134,7 +179,12 @@ pub const FIELDS: &[FieldSpec] = &[
     field("utm_campaign", Text, true, "Campaign name (utm_campaign)."),
     field("utm_term", Text, true, "Campaign term (utm_term)."),
     field("utm_content", Text, true, "Campaign content (utm_content)."),
-    field("ip_truncated", Text, true, "Client IP truncated to its /24 (IPv4) or /48 (IPv6) network. The full IP is never stored."),
+    field(
+        "ip_truncated",
+        Text,
+        true,
+        "Client IP truncated to its /24 (IPv4) or /48 (IPv6) network. The full IP is never stored.",
+    ),
     field("user_agent", Text, true, "The User-Agent header, or the one the client reported in its context."),
     field("ua_browser", Text, true, "Browser or app family parsed from the user agent."),
     field("ua_browser_version", Text, true, "Browser version."),
@@ -150,11 +200,9 @@ pub fn arrow_schema() -> SchemaRef {
     let fields: Vec<Field> = FIELDS
         .iter()
         .map(|spec| {
-            Field::new(spec.name, spec.column_type.arrow(), spec.nullable)
-                .with_metadata(std::collections::HashMap::from([(
-                    "description".to_owned(),
-                    spec.description.to_owned(),
-                )]))
+            Field::new(spec.name, spec.column_type.arrow(), spec.nullable).with_metadata(
+                std::collections::HashMap::from([("description".to_owned(), spec.description.to_owned())]),
+            )
         })
         .collect();
     Arc::new(Schema::new(fields).with_metadata(std::collections::HashMap::from([(
@@ -266,12 +314,8 @@ mod tests {
         let batch = to_record_batch(&[sample_event(), sample_event()]).unwrap();
         assert_eq!(batch.num_columns(), FIELDS.len());
         assert_eq!(batch.num_rows(), 2);
-        let revenue = batch
-            .column_by_name("revenue")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow_array::Decimal128Array>()
-            .unwrap();
+        let revenue =
+            batch.column_by_name("revenue").unwrap().as_any().downcast_ref::<arrow_array::Decimal128Array>().unwrap();
         assert_eq!(revenue.value(0), 39_980_000_000);
         let time = batch
             .column_by_name("event_time")
@@ -330,7 +374,7 @@ mod tests {
         let generated = markdown_reference();
         let start = doc.find(begin).expect("begin marker") + begin.len();
         let stop = doc.find(end).expect("end marker");
-        if &doc[start..stop] != generated {
+        if doc[start..stop] != generated {
             if std::env::var_os("CLICKSTREAM_UPDATE_DOCS").is_some() {
                 let updated = format!("{}{}{}", &doc[..start], generated, &doc[stop..]);
                 std::fs::write(path, updated).unwrap();

@@ -385,23 +385,15 @@ fn validate_currency(code: &str) -> Result<(), ValidationError> {
 }
 
 fn validate_non_negative(amount: &Money) -> Result<(), ValidationError> {
-    if amount.is_negative() {
-        Err(error("range", "must not be negative"))
-    } else {
-        Ok(())
-    }
+    if amount.is_negative() { Err(error("range", "must not be negative")) } else { Ok(()) }
 }
 
 fn validate_category_code(code: &str) -> Result<(), ValidationError> {
-    let well_formed =
-        code.split('.').all(|part| !part.is_empty() && !part.chars().any(char::is_control));
+    let well_formed = code.split('.').all(|part| !part.is_empty() && !part.chars().any(char::is_control));
     if well_formed {
         Ok(())
     } else {
-        Err(error(
-            "category_code",
-            "must be a dotted path of non-empty names, e.g. electronics.smartphone",
-        ))
+        Err(error("category_code", "must be a dotted path of non-empty names, e.g. electronics.smartphone"))
     }
 }
 
@@ -523,11 +515,7 @@ impl<'a> TrackerEvent<'a> {
         }
         if self.event_type == EventType::Purchase {
             if self.order.as_ref().and_then(|o| o.order_id.as_ref()).is_none() {
-                problems.push(FieldError::new(
-                    "order.order_id",
-                    "required",
-                    "purchase events must carry the order id",
-                ));
+                problems.push(FieldError::new("order.order_id", "required", "purchase events must carry the order id"));
             }
             if self.order.as_ref().and_then(|o| o.revenue).is_none() {
                 problems.push(FieldError::new(
@@ -537,21 +525,11 @@ impl<'a> TrackerEvent<'a> {
                 ));
             }
         }
-        if self.event_type == EventType::Search
-            && self.search.as_ref().and_then(|s| s.query.as_ref()).is_none()
-        {
-            problems.push(FieldError::new(
-                "search.query",
-                "required",
-                "search events must carry the query",
-            ));
+        if self.event_type == EventType::Search && self.search.as_ref().and_then(|s| s.query.as_ref()).is_none() {
+            problems.push(FieldError::new("search.query", "required", "search events must carry the query"));
         }
         if self.event_type == EventType::Custom && self.event_name.is_none() {
-            problems.push(FieldError::new(
-                "event_name",
-                "required",
-                "custom events must carry an event_name",
-            ));
+            problems.push(FieldError::new("event_name", "required", "custom events must carry an event_name"));
         }
         if let Some(properties) = &self.properties {
             let size = serde_json::to_vec(properties).map(|bytes| bytes.len()).unwrap_or(0);
@@ -830,25 +808,21 @@ pub fn parse_body<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, BodyE
 /// The general path of [`parse_body`]: the body's shape first (keeping each event's text), then
 /// each event on its own.
 fn parse_in_two_passes<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, BodyError> {
-    let malformed = |field: &str, message: String| BodyError::Malformed {
-        field: field.to_owned(),
-        message,
-    };
+    let malformed = |field: &str, message: String| BodyError::Malformed { field: field.to_owned(), message };
     // Path tracking costs a tenth of a batch's parse; only a body that fails is read again
     // with it, to name the field at fault.
     let top: TopLevel<'_> = match serde_json::from_str(body) {
         Ok(top) => top,
-        Err(_) => serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                // Syntax errors are about the body as a whole; data errors name the field.
-                let syntax = !matches!(e.inner().classify(), serde_json::error::Category::Data);
-                let field = if path == "." || syntax { "body".to_owned() } else { path };
-                malformed(
-                    &field,
-                    format!("expected a JSON object (one event or {{\"events\": [...]}}): {}", e.into_inner()),
-                )
-            })?,
+        Err(_) => serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(body)).map_err(|e| {
+            let path = e.path().to_string();
+            // Syntax errors are about the body as a whole; data errors name the field.
+            let syntax = !matches!(e.inner().classify(), serde_json::error::Category::Data);
+            let field = if path == "." || syntax { "body".to_owned() } else { path };
+            malformed(
+                &field,
+                format!("expected a JSON object (one event or {{\"events\": [...]}}): {}", e.into_inner()),
+            )
+        })?,
     };
     if let Some(events) = top.events {
         if let Some(other) = top.other_key {
@@ -905,9 +879,7 @@ mod tests {
 
     #[test]
     fn an_unknown_event_type_names_the_field() {
-        assert_eq!(check(serde_json::json!({"event_type": "teleport", "anonymous_id": "a"})), [
-            "event_type"
-        ]);
+        assert_eq!(check(serde_json::json!({"event_type": "teleport", "anonymous_id": "a"})), ["event_type"]);
     }
 
     #[test]
@@ -930,12 +902,8 @@ mod tests {
 
     #[test]
     fn searches_need_a_query_and_custom_events_a_name() {
-        assert_eq!(check(serde_json::json!({"event_type": "search", "anonymous_id": "a"})), [
-            "search.query"
-        ]);
-        assert_eq!(check(serde_json::json!({"event_type": "custom", "anonymous_id": "a"})), [
-            "event_name"
-        ]);
+        assert_eq!(check(serde_json::json!({"event_type": "search", "anonymous_id": "a"})), ["search.query"]);
+        assert_eq!(check(serde_json::json!({"event_type": "custom", "anonymous_id": "a"})), ["event_name"]);
     }
 
     #[test]
@@ -957,10 +925,19 @@ mod tests {
             "library": {"version": "v".repeat(65)}, "campaign": {"source": "s".repeat(257)}});
         let mut got = check(event);
         got.sort();
-        assert_eq!(got, [
-            "context.app.name", "context.campaign.source", "context.library.version", "context.locale",
-            "context.screen.width", "order.currency", "page.title", "search.query",
-        ]);
+        assert_eq!(
+            got,
+            [
+                "context.app.name",
+                "context.campaign.source",
+                "context.library.version",
+                "context.locale",
+                "context.screen.width",
+                "order.currency",
+                "page.title",
+                "search.query",
+            ]
+        );
     }
 
     #[test]
@@ -1032,7 +1009,8 @@ mod tests {
             (format!("{{{canonical}}}"), false),
             (format!("urn:uuid:{canonical}"), false),
         ] {
-            let json = serde_json::json!({"event_id": sent, "event_type": "page_view", "anonymous_id": "a"}).to_string();
+            let json =
+                serde_json::json!({"event_id": sent, "event_type": "page_view", "anonymous_id": "a"}).to_string();
             let mut event = parse_event(&json, &limits()).unwrap();
             let id = event.event_id.unwrap();
             assert_eq!(id.text(), canonical, "{sent}");
@@ -1093,7 +1071,9 @@ mod tests {
         let event = page_view().to_string();
         let invalid = serde_json::json!({"event_type": "search", "anonymous_id": "a"}).to_string();
         let escaped = r#"{"event_type": "page_view", "anonymous_id": "a\u00e9\"b", "page": {"url": "https:\/\/shop.example\/x?utm_source=a"}}"#;
-        let big = serde_json::json!({"event_type": "page_view", "anonymous_id": "a", "page": {"title": "t".repeat(500)}}).to_string();
+        let big =
+            serde_json::json!({"event_type": "page_view", "anonymous_id": "a", "page": {"title": "t".repeat(500)}})
+                .to_string();
         let read_in_one_pass = [
             format!(r#"{{"sent_at": "2026-11-24T10:00:00Z", "events": [{event}, {invalid}]}}"#),
             format!(" \n{{ \"events\" :\t[ {event} ,{escaped}\r\n] , \"sent_at\":null }}\n"),
@@ -1104,9 +1084,12 @@ mod tests {
             let one_pass = OnePass::new(body).batch(&limits).unwrap_or_else(|| panic!("not read in one pass: {body}"));
             assert_eq!(Ok(one_pass), parse_in_two_passes(body, &limits), "{body}");
         }
-        let outcomes: Vec<bool> = parse_body(&read_in_one_pass[0], &limits).unwrap().items.iter().map(|i| i.outcome.is_ok()).collect();
+        let outcomes: Vec<bool> =
+            parse_body(&read_in_one_pass[0], &limits).unwrap().items.iter().map(|i| i.outcome.is_ok()).collect();
         assert_eq!(outcomes, [true, false]);
-        assert!(matches!(&parse_body(&read_in_one_pass[2], &limits).unwrap().items[0].outcome, Err(e) if e[0].code == "too_large"));
+        assert!(
+            matches!(&parse_body(&read_in_one_pass[2], &limits).unwrap().items[0].outcome, Err(e) if e[0].code == "too_large")
+        );
         // Everything else is left to the general path, which names the problem.
         let left_to_the_general_path = [
             format!(r#"{{"events": [{event}, {{"event_type": "nope", "anonymous_id": "a"}}]}}"#),
@@ -1125,7 +1108,10 @@ mod tests {
         }
         let mixed = parse_body(&left_to_the_general_path[0], &limits).unwrap();
         assert_eq!(fields(&mixed.items[1].outcome), ["event_type"]);
-        assert!(matches!(parse_body(&left_to_the_general_path[4], &limits), Err(BodyError::TooManyEvents { count: 5, max: 4 })));
+        assert!(matches!(
+            parse_body(&left_to_the_general_path[4], &limits),
+            Err(BodyError::TooManyEvents { count: 5, max: 4 })
+        ));
     }
 
     #[test]

@@ -215,7 +215,12 @@ impl BigQueryWarehouse {
             .as_array()
             .map(|rows| {
                 rows.iter()
-                    .map(|row| row["f"].as_array().map(|cells| cells.iter().map(|c| c["v"].clone()).collect()).unwrap_or_default())
+                    .map(|row| {
+                        row["f"]
+                            .as_array()
+                            .map(|cells| cells.iter().map(|c| c["v"].clone()).collect())
+                            .unwrap_or_default()
+                    })
                     .collect()
             })
             .unwrap_or_default())
@@ -253,7 +258,11 @@ impl BigQueryWarehouse {
     /// Sends a load job whose data is uploaded in the request (multipart/related).
     async fn upload_job(&self, job: &Value, files: &[ObjectMeta]) -> Result<String, WarehouseError> {
         let endpoint = self.config.endpoint.clone().unwrap_or_else(|| "https://bigquery.googleapis.com".into());
-        let url = format!("{}/upload/bigquery/v2/projects/{}/jobs?uploadType=multipart", endpoint.trim_end_matches('/'), self.config.project);
+        let url = format!(
+            "{}/upload/bigquery/v2/projects/{}/jobs?uploadType=multipart",
+            endpoint.trim_end_matches('/'),
+            self.config.project
+        );
         let mut job_id = String::new();
         // One job per file: a load job takes one uploaded file. The first replaces the partition,
         // the others append to it.
@@ -262,7 +271,8 @@ impl BigQueryWarehouse {
             let mut this = job.clone();
             if index > 0 {
                 this["configuration"]["load"]["writeDisposition"] = json!("WRITE_APPEND");
-                this["jobReference"]["jobId"] = json!(format!("{}_{index}", job["jobReference"]["jobId"].as_str().unwrap_or("load")));
+                this["jobReference"]["jobId"] =
+                    json!(format!("{}_{index}", job["jobReference"]["jobId"].as_str().unwrap_or("load")));
             }
             let boundary = format!("clickstream{}", uuid_like());
             let mut body = Vec::with_capacity(data.len() + 4096);
@@ -282,7 +292,10 @@ impl BigQueryWarehouse {
             let status = response.status();
             let answer: Value = response.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
-                return Err(WarehouseError::Refused(format!("upload of {} refused: HTTP {status}: {answer}", file.path)));
+                return Err(WarehouseError::Refused(format!(
+                    "upload of {} refused: HTTP {status}: {answer}",
+                    file.path
+                )));
             }
             job_id = answer["jobReference"]["jobId"].as_str().unwrap_or_default().to_owned();
             self.wait_for(&job_id).await?;
@@ -359,9 +372,15 @@ impl Warehouse for BigQueryWarehouse {
             .collect())
     }
 
-    async fn load_hour(&mut self, hour: DateTime<Utc>, files: &[ObjectMeta], file_set: &str) -> Result<LoadOutcome, WarehouseError> {
+    async fn load_hour(
+        &mut self,
+        hour: DateTime<Utc>,
+        files: &[ObjectMeta],
+        file_set: &str,
+    ) -> Result<LoadOutcome, WarehouseError> {
         let c = self.config.clone();
-        let uris = c.gcs_lake.as_ref().map(|root| files.iter().map(|f| format!("{root}{}", f.path)).collect::<Vec<_>>());
+        let uris =
+            c.gcs_lake.as_ref().map(|root| files.iter().map(|f| format!("{root}{}", f.path)).collect::<Vec<_>>());
         let job = load_job(&c, hour, uris.clone());
         if c.replace == ReplaceStrategy::StagingTable {
             let staging = staging_table(&c, hour);
@@ -393,8 +412,13 @@ impl Warehouse for BigQueryWarehouse {
             let hour_filter = format!(
                 "{PARTITION_COLUMN} >= TIMESTAMP('{start}') AND {PARTITION_COLUMN} < TIMESTAMP_ADD(TIMESTAMP('{start}'), INTERVAL 1 HOUR)"
             );
-            self.query(format!("DELETE FROM `{p}.{d}.{t}` WHERE {hour_filter}", p = c.project, d = c.dataset, t = c.table))
-                .await?;
+            self.query(format!(
+                "DELETE FROM `{p}.{d}.{t}` WHERE {hour_filter}",
+                p = c.project,
+                d = c.dataset,
+                t = c.table
+            ))
+            .await?;
             self.query(format!(
                 "INSERT INTO `{p}.{d}.{t}` ({columns}) SELECT {columns} FROM `{p}.{d}.{staging}` WHERE {hour_filter}",
                 p = c.project,
@@ -415,7 +439,8 @@ impl Warehouse for BigQueryWarehouse {
                 c.project, c.dataset, c.table
             ))
             .await?;
-        let count = rows.first().and_then(|r| r.first()).and_then(|v| v.as_str()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let count =
+            rows.first().and_then(|r| r.first()).and_then(|v| v.as_str()).and_then(|v| v.parse().ok()).unwrap_or(0);
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         self.query(format!(
             "INSERT INTO `{}.{}.{STATE_TABLE}` (hour, file_set, files, row_count, loaded_at) \

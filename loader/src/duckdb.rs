@@ -60,7 +60,13 @@ impl DuckDbWarehouse {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(WarehouseError::Unavailable("the DuckDB worker has no pipes".into()));
         };
-        Ok(Self { path: path.to_owned(), lake_root: lake_root.to_owned(), child, stdin, stdout: BufReader::new(stdout) })
+        Ok(Self {
+            path: path.to_owned(),
+            lake_root: lake_root.to_owned(),
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
     }
 
     async fn call(&mut self, request: serde_json::Value) -> Result<serde_json::Value, WarehouseError> {

@@ -102,9 +102,9 @@ fn parse_hour(text: &str) -> Result<DateTime<Utc>, String> {
 
 async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> anyhow::Result<Box<dyn Warehouse>> {
     Ok(match args.warehouse {
-        WarehouseKind::Duckdb => {
-            Box::new(DuckDbWarehouse::open(&args.duckdb_python, &args.duckdb_path, std::path::Path::new(&args.lake)).await?)
-        }
+        WarehouseKind::Duckdb => Box::new(
+            DuckDbWarehouse::open(&args.duckdb_python, &args.duckdb_path, std::path::Path::new(&args.lake)).await?,
+        ),
         WarehouseKind::Bigquery => {
             let project = args.bigquery_project.clone().ok_or_else(|| {
                 anyhow::anyhow!("warehouse=bigquery needs --bigquery-project (or CLICKSTREAM_BIGQUERY_PROJECT)")

@@ -58,10 +58,7 @@ pub async fn lake_hours(lake: &dyn Lake) -> Result<Vec<HourFiles>, LakeError> {
             hours.entry(hour).or_default().push(object);
         }
     }
-    Ok(hours
-        .into_iter()
-        .map(|(hour, files)| HourFiles { hour, file_set: file_set_digest(&files), files })
-        .collect())
+    Ok(hours.into_iter().map(|(hour, files)| HourFiles { hour, file_set: file_set_digest(&files), files }).collect())
 }
 
 /// Decides each hour's reason. `range` (inclusive) forces reloads.
@@ -103,7 +100,8 @@ mod tests {
             (b.hour, b.file_set.clone()),
             (c.hour, file_set_digest(&[ObjectMeta { path: "z".into(), size: 1 }])),
         ]);
-        let reasons: Vec<Reason> = decide(&[a.clone(), b.clone(), c.clone()], &loaded, None).into_iter().map(|(_, r)| r).collect();
+        let reasons: Vec<Reason> =
+            decide(&[a.clone(), b.clone(), c.clone()], &loaded, None).into_iter().map(|(_, r)| r).collect();
         assert_eq!(reasons, [Reason::New, Reason::UpToDate, Reason::Changed]);
         let forced = decide(&[a, b.clone(), c], &loaded, Some((b.hour, b.hour)));
         assert_eq!(forced.len(), 1);

@@ -4,6 +4,8 @@
 //! the loader sends the same load job with the files uploaded; the `gs://` form is covered by the
 //! request-shape unit tests in `src/bigquery.rs`.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -90,7 +92,13 @@ fn events(hour: &str, count: usize) -> Vec<Event> {
     let start: DateTime<Utc> = hour.parse().unwrap();
     (0..count)
         .map(|i| {
-            let mut e = Event::new(uuid::Uuid::new_v4().to_string(), EventType::ProductView, start + chrono::Duration::seconds(i as i64 * 7), start, "shop");
+            let mut e = Event::new(
+                uuid::Uuid::new_v4().to_string(),
+                EventType::ProductView,
+                start + chrono::Duration::seconds(i as i64 * 7),
+                start,
+                "shop",
+            );
             e.anonymous_id = Some(format!("a-{i}"));
             e.product_id = Some(format!("p-{}", i % 3));
             e.price = Some(event_model::Money::parse("12.34").unwrap());
@@ -101,7 +109,16 @@ fn events(hour: &str, count: usize) -> Vec<Event> {
 
 fn load(endpoint: &str, lake: &Path, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_clickstream-loader"))
-        .args(["load", "--warehouse", "bigquery", "--bigquery-project", PROJECT, "--bigquery-endpoint", endpoint, "--lake"])
+        .args([
+            "load",
+            "--warehouse",
+            "bigquery",
+            "--bigquery-project",
+            PROJECT,
+            "--bigquery-endpoint",
+            endpoint,
+            "--lake",
+        ])
         .arg(lake)
         .args(extra)
         .output()
@@ -119,8 +136,18 @@ async fn an_hour_partition_is_created_loaded_and_reloaded_without_duplicates() {
     let lake = Arc::new(LocalLake::new(dir.path()));
     let ten = hour_prefix("2026-11-24T10:00:00Z".parse().unwrap());
     let eleven = hour_prefix("2026-11-24T11:00:00Z".parse().unwrap());
-    lake.put(&format!("{ten}spool-1.parquet"), write_events(&events("2026-11-24T10:00:00Z", 30), ParquetSettings::default()).unwrap()).await.unwrap();
-    lake.put(&format!("{eleven}spool-1.parquet"), write_events(&events("2026-11-24T11:00:00Z", 12), ParquetSettings::default()).unwrap()).await.unwrap();
+    lake.put(
+        &format!("{ten}spool-1.parquet"),
+        write_events(&events("2026-11-24T10:00:00Z", 30), ParquetSettings::default()).unwrap(),
+    )
+    .await
+    .unwrap();
+    lake.put(
+        &format!("{eleven}spool-1.parquet"),
+        write_events(&events("2026-11-24T11:00:00Z", 12), ParquetSettings::default()).unwrap(),
+    )
+    .await
+    .unwrap();
 
     let first = load(&emulator.endpoint, dir.path(), &[]);
     assert!(first.starts_with("loader: 2 hours loaded, 0 skipped, 42 rows"), "{first}");
@@ -148,7 +175,12 @@ async fn an_hour_partition_is_created_loaded_and_reloaded_without_duplicates() {
     assert_eq!(count(&http, &emulator.endpoint, total).await, 42, "reloading an hour duplicated it");
 
     // A late file for hour 10 reloads that hour only.
-    lake.put(&format!("{ten}spool-2.parquet"), write_events(&events("2026-11-24T10:00:00Z", 5), ParquetSettings::default()).unwrap()).await.unwrap();
+    lake.put(
+        &format!("{ten}spool-2.parquet"),
+        write_events(&events("2026-11-24T10:00:00Z", 5), ParquetSettings::default()).unwrap(),
+    )
+    .await
+    .unwrap();
     let late = load(&emulator.endpoint, dir.path(), &[]);
     assert!(late.starts_with("loader: 1 hours loaded, 1 skipped, 35 rows"), "{late}");
     assert_eq!(count(&http, &emulator.endpoint, total).await, 47);

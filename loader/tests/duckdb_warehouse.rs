@@ -1,6 +1,8 @@
 //! The embedded warehouse: load, reload without duplicates, late files, forced ranges, schema
 //! additions, and a corrupt file that leaves the table as it was — through the real binary.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -46,7 +48,13 @@ fn events(hour: &str, count: usize) -> Vec<Event> {
     let start: DateTime<Utc> = hour.parse().unwrap();
     (0..count)
         .map(|i| {
-            let mut e = Event::new(uuid::Uuid::new_v4().to_string(), EventType::PageView, start + chrono::Duration::seconds(i as i64), start, "test");
+            let mut e = Event::new(
+                uuid::Uuid::new_v4().to_string(),
+                EventType::PageView,
+                start + chrono::Duration::seconds(i as i64),
+                start,
+                "test",
+            );
             e.anonymous_id = Some("a".into());
             e
         })
@@ -55,7 +63,9 @@ fn events(hour: &str, count: usize) -> Vec<Event> {
 
 async fn put(lake: &dyn Lake, hour: &str, name: &str, events: &[Event]) {
     let prefix = hour_prefix(hour.parse().unwrap());
-    lake.put(&format!("{prefix}{name}.parquet"), write_events(events, ParquetSettings::default()).unwrap()).await.unwrap();
+    lake.put(&format!("{prefix}{name}.parquet"), write_events(events, ParquetSettings::default()).unwrap())
+        .await
+        .unwrap();
 }
 
 impl Setup {
@@ -118,7 +128,9 @@ async fn hours_load_once_reload_without_duplicates_and_late_files_reload_only_th
     let state = s.query("select count(*) from raw._load_state");
     assert_eq!(state[0][0], 2);
     // The lake's dt=/hour= folder names are not columns.
-    let folders = s.query("select count(*) from information_schema.columns where table_name = 'events' and column_name in ('dt', 'hour')");
+    let folders = s.query(
+        "select count(*) from information_schema.columns where table_name = 'events' and column_name in ('dt', 'hour')",
+    );
     assert_eq!(folders[0][0], 0);
 }
 
@@ -138,7 +150,10 @@ async fn a_file_with_a_new_column_adds_it_to_the_table() {
     let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, wider.schema(), None).unwrap();
     writer.write(&wider).unwrap();
     writer.close().unwrap();
-    s.lake.put(&format!("{}spool-9.parquet", hour_prefix("2026-11-24T12:00:00Z".parse().unwrap())), buffer.into()).await.unwrap();
+    s.lake
+        .put(&format!("{}spool-9.parquet", hour_prefix("2026-11-24T12:00:00Z".parse().unwrap())), buffer.into())
+        .await
+        .unwrap();
     s.load_ok(&[]);
     let rows = s.query("select count(*), count(coupon_code), max(coupon_code) from raw.events");
     assert_eq!(rows[0], serde_json::json!([5, 1, "BF25"]));
@@ -151,7 +166,10 @@ async fn a_corrupt_file_fails_naming_the_hour_and_leaves_the_table_as_it_was() {
     s.load_ok(&[]);
     put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-2", &events("2026-11-24T10:00:00Z", 4)).await;
     let prefix = hour_prefix("2026-11-24T10:00:00Z".parse().unwrap());
-    s.lake.put(&format!("{prefix}spool-3.parquet"), bytes::Bytes::from_static(b"PAR1 this is not parquet")).await.unwrap();
+    s.lake
+        .put(&format!("{prefix}spool-3.parquet"), bytes::Bytes::from_static(b"PAR1 this is not parquet"))
+        .await
+        .unwrap();
     let output = s.load(&[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();

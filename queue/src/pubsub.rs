@@ -127,20 +127,13 @@ impl PubSubSink {
                 .build()
         };
         let events = publisher(&config.topic).await.map_err(|e| unavailable("publisher", e))?;
-        let dead_letters =
-            publisher(&config.dead_letter_topic).await.map_err(|e| unavailable("publisher", e))?;
-        let admin = for_target!(TopicAdmin::builder(), config)
-            .build()
-            .await
-            .map_err(|e| unavailable("topic admin", e))?;
+        let dead_letters = publisher(&config.dead_letter_topic).await.map_err(|e| unavailable("publisher", e))?;
+        let admin =
+            for_target!(TopicAdmin::builder(), config).build().await.map_err(|e| unavailable("topic admin", e))?;
         Ok(Self { config, events, dead_letters, admin })
     }
 
-    async fn publish_all(
-        &self,
-        publisher: &Publisher,
-        messages: Vec<Message>,
-    ) -> Result<(), SinkError> {
+    async fn publish_all(&self, publisher: &Publisher, messages: Vec<Message>) -> Result<(), SinkError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -172,10 +165,7 @@ pub fn event_message(event: &EventView<'_>) -> Message {
 
 /// The Pub/Sub message for a rejected event.
 pub fn failed_message(failed: &FailedEvent) -> Message {
-    let stage = serde_json::to_value(failed.stage)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let stage = serde_json::to_value(failed.stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let reason = failed.errors.first().map(|e| e.code.clone()).unwrap_or_default();
     Message::new().set_data(failed.to_json_bytes()).set_attributes([
         ("failure_stage", stage),
@@ -192,8 +182,7 @@ impl EventSink for PubSubSink {
 
     async fn publish(&self, events: &[EventView<'_>], failed: &[FailedEvent]) -> Result<(), SinkError> {
         let events = self.publish_all(&self.events, events.iter().map(event_message).collect());
-        let failed =
-            self.publish_all(&self.dead_letters, failed.iter().map(failed_message).collect());
+        let failed = self.publish_all(&self.dead_letters, failed.iter().map(failed_message).collect());
         let (events, failed) = futures::join!(events, failed);
         events.and(failed)
     }
@@ -230,10 +219,8 @@ pub struct PubSubAdmin {
 impl PubSubAdmin {
     /// Connects the admin clients.
     pub async fn connect(config: PubSubConfig) -> Result<Self, SinkError> {
-        let topics = for_target!(TopicAdmin::builder(), config)
-            .build()
-            .await
-            .map_err(|e| unavailable("topic admin", e))?;
+        let topics =
+            for_target!(TopicAdmin::builder(), config).build().await.map_err(|e| unavailable("topic admin", e))?;
         let subscriptions = for_target!(SubscriptionAdmin::builder(), config)
             .build()
             .await

@@ -1,6 +1,8 @@
 //! The spool as the collector and the batcher use it: concurrent durable appends, sealing,
 //! exclusive claims, consumption, and recovery from what a crashed writer leaves behind.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,13 +45,10 @@ async fn concurrent_appends_are_all_durable_and_share_fsyncs() {
     assert_eq!(records, 64 * 50);
     assert!(commits < records, "group commit should share fsyncs: {commits} for {records} records");
     writer.close();
-    let mut got: Vec<String> = drain(&SpoolReader::open(dir.path()).unwrap())
-        .into_iter()
-        .map(|r| String::from_utf8(r).unwrap())
-        .collect();
+    let mut got: Vec<String> =
+        drain(&SpoolReader::open(dir.path()).unwrap()).into_iter().map(|r| String::from_utf8(r).unwrap()).collect();
     got.sort();
-    let mut want: Vec<String> =
-        (0..64).flat_map(|t| (0..50).map(move |i| format!("{t}-{i}"))).collect();
+    let mut want: Vec<String> = (0..64).flat_map(|t| (0..50).map(move |i| format!("{t}-{i}"))).collect();
     want.sort();
     assert_eq!(got, want);
 }
@@ -131,8 +130,7 @@ async fn zero_filled_ahead_and_sealed_to_its_records(direct_io: bool) {
     for record in &records {
         writer.append(std::slice::from_ref(record)).await.unwrap();
     }
-    let data_len = format::MAGIC.len()
-        + records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum::<usize>();
+    let data_len = format::MAGIC.len() + records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum::<usize>();
     let open = format::list_segments(dir.path(), OPEN_SUFFIX).unwrap();
     let open_path = format::segment_path(dir.path(), open[0], OPEN_SUFFIX);
     assert_eq!(std::fs::metadata(&open_path).unwrap().len(), format::PREALLOCATE_BYTES);
@@ -215,8 +213,7 @@ async fn only_one_writer_may_hold_a_stream() {
 #[tokio::test]
 async fn a_full_spool_refuses_appends_as_overload() {
     let dir = tempfile::tempdir().unwrap();
-    let writer =
-        SpoolWriter::open(SpoolWriterConfig { max_spool_bytes: 64, ..config(dir.path()) }).unwrap();
+    let writer = SpoolWriter::open(SpoolWriterConfig { max_spool_bytes: 64, ..config(dir.path()) }).unwrap();
     writer.append(&[vec![b'x'; 100]]).await.unwrap();
     let error = writer.append(&[b"more".to_vec()]).await.unwrap_err();
     assert!(matches!(error, SinkError::Overloaded(_)), "{error:?}");

@@ -143,6 +143,12 @@ fn product_json(product: &Product, quantity: Option<u64>) -> Value {
     value
 }
 
+/// What every event of one session shares: its id and the device context.
+struct Visit<'a> {
+    session_id: &'a str,
+    context: &'a Value,
+}
+
 struct Simulation {
     rng: StdRng,
     catalogue: Catalogue,
@@ -151,7 +157,16 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn event(&mut self, shopper: &Shopper, session_id: &str, event_type: &str, time: DateTime<Utc>, page: Value, extra: Value, context: &Value) -> Value {
+    fn event(
+        &mut self,
+        shopper: &Shopper,
+        visit: &Visit<'_>,
+        event_type: &str,
+        time: DateTime<Utc>,
+        page: Value,
+        extra: Value,
+    ) -> Value {
+        let Visit { session_id, context } = visit;
         let mut event = json!({
             "event_id": uuid(&mut self.rng), "event_type": event_type, "event_time": iso(time),
             "anonymous_id": shopper.anonymous_id, "session_id": session_id, "page": page, "context": context,
@@ -211,7 +226,8 @@ impl Simulation {
         if let Some(campaign) = campaign {
             context["campaign"] = campaign;
         }
-        let clock_offset = if rng.random_bool(0.05) { Duration::minutes(rng.random_range(-30..=30)) } else { Duration::zero() };
+        let clock_offset =
+            if rng.random_bool(0.05) { Duration::minutes(rng.random_range(-30..=30)) } else { Duration::zero() };
         let late = rng.random_bool(0.03);
         truth.sessions += 1;
 
@@ -226,7 +242,8 @@ impl Simulation {
         if let Some(referrer) = referrer {
             page["referrer"] = json!(referrer);
         }
-        events.push(self.event(&shopper, &session_id, "page_view", time, page, json!({}), &context));
+        let visit = Visit { session_id: &session_id, context: &context };
+        events.push(self.event(&shopper, &visit, "page_view", time, page, json!({})));
         let mut cart: Vec<(Product, u64)> = Vec::new();
         let mut last: Option<Product> = None;
         let views = 1 + (0..14).take_while(|_| self.rng.random_bool(0.72)).count();
@@ -236,29 +253,52 @@ impl Simulation {
                 let product = self.catalogue.pick(&mut self.rng).clone();
                 let query = format!("{} {}", product.brand, product.category_code.rsplit('.').next().unwrap_or("deal"));
                 let page = json!({"url": format!("https://shop.example.com/search?q={}", query.replace(' ', "+")), "path": "/search", "title": "Search"});
-                events.push(self.event(&shopper, &session_id, "search", time, page, json!({"search": {"query": query}}), &context));
+                events.push(self.event(&shopper, &visit, "search", time, page, json!({"search": {"query": query}})));
                 time += model::think_time(&mut self.rng);
             }
             let product = match &last {
-                Some(previous) if self.rng.random_bool(0.6) => self.catalogue.pick_similar(&mut self.rng, previous).clone(),
+                Some(previous) if self.rng.random_bool(0.6) => {
+                    self.catalogue.pick_similar(&mut self.rng, previous).clone()
+                }
                 _ => self.catalogue.pick(&mut self.rng).clone(),
             };
             let page = json!({"url": format!("https://shop.example.com/p/{}", product.id), "path": format!("/p/{}", product.id), "title": format!("{} {}", product.brand, product.category_code)});
-            events.push(self.event(&shopper, &session_id, "product_view", time, page.clone(), json!({"product": product_json(&product, None)}), &context));
+            events.push(self.event(
+                &shopper,
+                &visit,
+                "product_view",
+                time,
+                page.clone(),
+                json!({"product": product_json(&product, None)}),
+            ));
             if shopper.user_id.is_some() && !shopper.logged_in && self.rng.random_bool(0.08) {
                 shopper.logged_in = true; // logs in mid-session
             }
             if self.rng.random_bool(0.12) {
                 time += model::think_time(&mut self.rng);
                 let quantity = if self.rng.random_bool(0.9) { 1 } else { 2 };
-                events.push(self.event(&shopper, &session_id, "add_to_cart", time, page.clone(), json!({"product": product_json(&product, Some(quantity))}), &context));
+                events.push(self.event(
+                    &shopper,
+                    &visit,
+                    "add_to_cart",
+                    time,
+                    page.clone(),
+                    json!({"product": product_json(&product, Some(quantity))}),
+                ));
                 cart.push((product.clone(), quantity));
             }
             if !cart.is_empty() && self.rng.random_bool(0.06) {
                 time += model::think_time(&mut self.rng);
                 let (removed, quantity) = cart.remove(self.rng.random_range(0..cart.len()));
                 let page = json!({"url": "https://shop.example.com/cart", "path": "/cart", "title": "Cart"});
-                events.push(self.event(&shopper, &session_id, "remove_from_cart", time, page, json!({"product": product_json(&removed, Some(quantity))}), &context));
+                events.push(self.event(
+                    &shopper,
+                    &visit,
+                    "remove_from_cart",
+                    time,
+                    page,
+                    json!({"product": product_json(&removed, Some(quantity))}),
+                ));
             }
             last = Some(product);
         }
@@ -272,33 +312,56 @@ impl Simulation {
                 shopper.logged_in = true;
             }
             let page = json!({"url": "https://shop.example.com/checkout", "path": "/checkout", "title": "Checkout"});
-            events.push(self.event(&shopper, &session_id, "begin_checkout", time, page.clone(), json!({}), &context));
+            events.push(self.event(&shopper, &visit, "begin_checkout", time, page.clone(), json!({})));
             if self.rng.random_bool(0.65) {
                 time += model::think_time(&mut self.rng);
                 let order_id = format!("ORD-{}", &uuid(&mut self.rng)[..8].to_uppercase());
                 for (product, quantity) in &cart {
                     let line = product.price_cents * quantity;
-                    events.push(self.event(&shopper, &session_id, "purchase", time, page.clone(), json!({
-                        "product": product_json(product, Some(*quantity)),
-                        "order": {"order_id": order_id, "revenue": money(line), "currency": "EUR"},
-                    }), &context));
+                    events.push(self.event(
+                        &shopper,
+                        &visit,
+                        "purchase",
+                        time,
+                        page.clone(),
+                        json!({
+                            "product": product_json(product, Some(*quantity)),
+                            "order": {"order_id": order_id, "revenue": money(line), "currency": "EUR"},
+                        }),
+                    ));
                 }
             }
         }
         if self.rng.random_bool(0.002) {
             // A broken client: an add_to_cart without its product, which the collector rejects.
-            events.push(self.event(&shopper, &session_id, "add_to_cart", time, json!({"url": "https://shop.example.com/"}), json!({}), &context));
+            events.push(self.event(
+                &shopper,
+                &visit,
+                "add_to_cart",
+                time,
+                json!({"url": "https://shop.example.com/"}),
+                json!({}),
+            ));
             truth.invalid_events += 1;
         }
-        events.retain(|e| e["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t < self.end));
+        events.retain(|e| {
+            e["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t < self.end)
+        });
         for event in &events {
             let valid = !(event["event_type"] == "add_to_cart" && event.get("product").is_none());
             if valid {
                 truth.events += 1;
-                *truth.events_by_type.entry(event["event_type"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+                *truth
+                    .events_by_type
+                    .entry(event["event_type"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
             }
         }
-        let mut orders: Vec<&str> = events.iter().filter(|e| e["event_type"] == "purchase").filter_map(|e| e["order"]["order_id"].as_str()).collect();
+        let mut orders: Vec<&str> = events
+            .iter()
+            .filter(|e| e["event_type"] == "purchase")
+            .filter_map(|e| e["order"]["order_id"].as_str())
+            .collect();
         orders.dedup();
         truth.orders += orders.len() as u64;
         for event in events.iter().filter(|e| e["event_type"] == "purchase") {
@@ -324,7 +387,9 @@ impl Simulation {
                 "page": {"url": format!("https://shop.example.com/p/{}", product.id)}, "product": product_json(&product, None), "context": context,
             }));
         }
-        events.retain(|e| e["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t < self.end));
+        events.retain(|e| {
+            e["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t < self.end)
+        });
         truth.bot_sessions += 1;
         truth.bot_events += events.len() as u64;
         SessionPlan { events, clock_offset: Duration::zero(), late: false }
@@ -344,7 +409,12 @@ struct Sender {
 impl Sender {
     /// Sends one batch like an SDK: retries 429, 5xx and network errors with exponential backoff
     /// and jitter (honouring Retry-After), never 4xx.
-    async fn send(&self, events: &[Value], clock_offset: Duration, progress: &indicatif::ProgressBar) -> anyhow::Result<()> {
+    async fn send(
+        &self,
+        events: &[Value],
+        clock_offset: Duration,
+        progress: &indicatif::ProgressBar,
+    ) -> anyhow::Result<()> {
         let mut events = events.to_vec();
         // The client's clock: event times and sent_at both carry its offset.
         if !clock_offset.is_zero() {
@@ -360,7 +430,9 @@ impl Sender {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.client.post(&self.url).header("X-Write-Key", &self.write_key).json(&body).send().await;
             let retry_after = match result {
-                Ok(response) if response.status().is_success() || response.status() == reqwest::StatusCode::BAD_REQUEST => {
+                Ok(response)
+                    if response.status().is_success() || response.status() == reqwest::StatusCode::BAD_REQUEST =>
+                {
                     let answer: Value = response.json().await.unwrap_or(Value::Null);
                     let rejected = answer["rejected"].as_array().map(|r| {
                         let mut indexes: Vec<u64> = r.iter().filter_map(|e| e["index"].as_u64()).collect();
@@ -379,7 +451,11 @@ impl Sender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .map(StdDuration::from_secs),
-                Ok(response) => anyhow::bail!("the collector refused a batch: HTTP {} {}", response.status(), response.text().await.unwrap_or_default()),
+                Ok(response) => anyhow::bail!(
+                    "the collector refused a batch: HTTP {} {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                ),
                 Err(_) => None,
             };
             if attempt > 0 {
@@ -396,8 +472,14 @@ impl Sender {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!((1..=7).contains(&cli.days), "--days must be 1 to 7 (the collector keeps event times up to 7 days old)");
-    anyhow::ensure!(cli.products > 0 && cli.batch_size > 0 && cli.concurrency > 0, "--products, --batch-size and --concurrency must be above 0");
+    anyhow::ensure!(
+        (1..=7).contains(&cli.days),
+        "--days must be 1 to 7 (the collector keeps event times up to 7 days old)"
+    );
+    anyhow::ensure!(
+        cli.products > 0 && cli.batch_size > 0 && cli.concurrency > 0,
+        "--products, --batch-size and --concurrency must be above 0"
+    );
     let now = Utc::now();
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now) - Duration::hours(1) + Duration::minutes(59);
     let start = (end - Duration::days(cli.days)).duration_trunc(Duration::hours(1)).unwrap_or(end);
@@ -407,7 +489,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Calibrate sessions per day so the timeline holds about --events events.
     let per_session = {
-        let mut probe = Simulation { rng: StdRng::seed_from_u64(cli.seed ^ 0x5eed), catalogue: Catalogue::new(&mut StdRng::seed_from_u64(cli.seed), cli.products), shoppers: Vec::new(), end: DateTime::<Utc>::MAX_UTC };
+        let mut probe = Simulation {
+            rng: StdRng::seed_from_u64(cli.seed ^ 0x5eed),
+            catalogue: Catalogue::new(&mut StdRng::seed_from_u64(cli.seed), cli.products),
+            shoppers: Vec::new(),
+            end: DateTime::<Utc>::MAX_UTC,
+        };
         let mut scratch = Truth::default();
         let sample = 300;
         (0..sample).map(|_| probe.session(start, &mut scratch).events.len()).sum::<usize>() as f64 / sample as f64
@@ -418,7 +505,10 @@ async fn main() -> anyhow::Result<()> {
         indicatif::ProgressBar::hidden()
     } else {
         let bar = indicatif::ProgressBar::new(cli.events);
-        bar.set_style(indicatif::ProgressStyle::with_template("simulating {bar:40} {pos}/{len} events {per_sec} eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("simulating {bar:40} {pos}/{len} events {per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         bar
     };
     let sender = Arc::new(Sender {

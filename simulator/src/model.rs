@@ -96,8 +96,8 @@ impl Catalogue {
 /// at 20:00.
 pub fn hour_weight(hour: u32) -> f64 {
     const WEIGHTS: [f64; 24] = [
-        0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.45, 0.65, 0.8, 0.9, 1.0, 1.15, 1.05, 0.95, 0.95, 1.0, 1.1, 1.3,
-        1.6, 1.9, 1.7, 1.1, 0.55,
+        0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.45, 0.65, 0.8, 0.9, 1.0, 1.15, 1.05, 0.95, 0.95, 1.0, 1.1, 1.3, 1.6,
+        1.9, 1.7, 1.1, 0.55,
     ];
     WEIGHTS[hour as usize % 24]
 }
@@ -127,13 +127,62 @@ pub struct Device {
 }
 
 const DEVICES: &[(f64, Device)] = &[
-    (0.38, Device { platform: "web", user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", screen: (1920, 1080) }),
-    (0.12, Device { platform: "web", user_agent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", screen: (1440, 900) }),
-    (0.22, Device { platform: "web", user_agent: "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", screen: (412, 915) }),
-    (0.08, Device { platform: "web", user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", screen: (390, 844) }),
-    (0.04, Device { platform: "web", user_agent: "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", screen: (820, 1180) }),
-    (0.09, Device { platform: "ios", user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148", screen: (393, 852) }),
-    (0.07, Device { platform: "android", user_agent: "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36", screen: (412, 915) }),
+    (
+        0.38,
+        Device {
+            platform: "web",
+            user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            screen: (1920, 1080),
+        },
+    ),
+    (
+        0.12,
+        Device {
+            platform: "web",
+            user_agent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+            screen: (1440, 900),
+        },
+    ),
+    (
+        0.22,
+        Device {
+            platform: "web",
+            user_agent: "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+            screen: (412, 915),
+        },
+    ),
+    (
+        0.08,
+        Device {
+            platform: "web",
+            user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            screen: (390, 844),
+        },
+    ),
+    (
+        0.04,
+        Device {
+            platform: "web",
+            user_agent: "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            screen: (820, 1180),
+        },
+    ),
+    (
+        0.09,
+        Device {
+            platform: "ios",
+            user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+            screen: (393, 852),
+        },
+    ),
+    (
+        0.07,
+        Device {
+            platform: "android",
+            user_agent: "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36",
+            screen: (412, 915),
+        },
+    ),
 ];
 
 const BOT_AGENTS: &[&str] = &[
@@ -164,8 +213,14 @@ pub fn bot_agent(rng: &mut StdRng) -> &'static str {
 pub fn pick_channel(rng: &mut StdRng) -> (Option<Value>, Option<&'static str>) {
     match rng.random_range(0..100) {
         0..=11 => (Some(json!({"source": "newsletter", "medium": "email", "name": "weekly-deals"})), None),
-        12..=21 => (Some(json!({"source": "google", "medium": "cpc", "name": "brand-search", "term": "shop"})), Some("https://www.google.com/")),
-        22..=27 => (Some(json!({"source": "facebook", "medium": "social", "name": "black-friday"})), Some("https://www.facebook.com/")),
+        12..=21 => (
+            Some(json!({"source": "google", "medium": "cpc", "name": "brand-search", "term": "shop"})),
+            Some("https://www.google.com/"),
+        ),
+        22..=27 => (
+            Some(json!({"source": "facebook", "medium": "social", "name": "black-friday"})),
+            Some("https://www.facebook.com/"),
+        ),
         28..=55 => (None, Some("https://www.google.com/")),
         56..=60 => (None, Some("https://www.bing.com/")),
         61..=64 => (None, Some("https://www.reddit.com/r/deals/")),

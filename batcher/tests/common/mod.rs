@@ -38,9 +38,8 @@ pub async fn lake_contents(lake: &dyn Lake) -> HashMap<String, Vec<String>> {
 
 /// The venv's Python with DuckDB and pyarrow (made by scripts/python-env.sh), if present.
 pub fn python() -> Option<String> {
-    let candidate = std::env::var("CLICKSTREAM_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned()
-    });
+    let candidate = std::env::var("CLICKSTREAM_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned());
     if Path::new(&candidate).exists() {
         return Some(candidate);
     }

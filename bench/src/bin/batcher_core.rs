@@ -15,11 +15,16 @@ use chrono::{Duration, TimeZone, Utc};
 use event_model::columns::StoredRow;
 use event_model::{Event, EventType, Money, Platform};
 
-
 fn generate(count: usize, path: &str) -> std::io::Result<()> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
     let start = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).single().unwrap_or_default();
-    let types = [EventType::PageView, EventType::ProductView, EventType::ProductView, EventType::AddToCart, EventType::Purchase];
+    let types = [
+        EventType::PageView,
+        EventType::ProductView,
+        EventType::ProductView,
+        EventType::AddToCart,
+        EventType::Purchase,
+    ];
     let categories = ["electronics.smartphone", "appliances.kitchen.kettle", "apparel.shoes", "computers.notebook"];
     let mut state: u64 = 42;
     let mut next = || {
@@ -31,7 +36,13 @@ fn generate(count: usize, path: &str) -> std::io::Result<()> {
     for i in 0..count {
         let time = start + Duration::milliseconds((i as i64) * 97);
         let event_type = types[(next() % types.len() as u64) as usize];
-        let mut event = Event::new(uuid::Uuid::from_u128(next() as u128 | ((i as u128) << 64)).to_string(), event_type, time, time + Duration::milliseconds(350), "storefront");
+        let mut event = Event::new(
+            uuid::Uuid::from_u128(next() as u128 | ((i as u128) << 64)).to_string(),
+            event_type,
+            time,
+            time + Duration::milliseconds(350),
+            "storefront",
+        );
         event.client_event_time = Some(time);
         event.sent_at = Some(time + Duration::milliseconds(200));
         event.anonymous_id = Some(format!("anon-{}", next() % 50_000));

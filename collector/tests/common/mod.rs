@@ -47,8 +47,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let spool = dir.path().join("spool");
         let sink: Arc<dyn EventSink> = Arc::new(SpoolSink::open(spool_config(spool.clone())).unwrap());
-        let mut settings =
-            StateSettings::with_keys(HashMap::from([(KEY.to_owned(), SOURCE.to_owned())]));
+        let mut settings = StateSettings::with_keys(HashMap::from([(KEY.to_owned(), SOURCE.to_owned())]));
         adjust(&mut settings);
         let router = collector::app(AppState::new(sink.clone(), settings), &http);
         Self { router, sink, spool, _dir: dir }

@@ -116,18 +116,9 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
         if bytes.len() - offset < RECORD_HEADER_BYTES {
             return Ok(Scan { records, valid_len: offset as u64, end: damaged("torn record header") });
         }
-        let length = u32::from_le_bytes([
-            bytes[offset],
-            bytes[offset + 1],
-            bytes[offset + 2],
-            bytes[offset + 3],
-        ]) as usize;
-        let checksum = u32::from_le_bytes([
-            bytes[offset + 4],
-            bytes[offset + 5],
-            bytes[offset + 6],
-            bytes[offset + 7],
-        ]);
+        let length =
+            u32::from_le_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]]) as usize;
+        let checksum = u32::from_le_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]);
         if length == 0 {
             let end = if bytes[offset..].iter().all(|&b| b == 0) {
                 ScanEnd::Padding { offset: offset as u64 }
@@ -203,7 +194,12 @@ pub fn seal_abandoned(dir: &Path) -> io::Result<usize> {
             ScanEnd::Clean => {}
             ScanEnd::Padding { .. } => truncate(&open, result.valid_len)?,
             ScanEnd::Damaged { offset, reason } => {
-                tracing::warn!(segment = id, offset, reason, "truncating the unacknowledged tail of an abandoned spool segment");
+                tracing::warn!(
+                    segment = id,
+                    offset,
+                    reason,
+                    "truncating the unacknowledged tail of an abandoned spool segment"
+                );
                 truncate(&open, result.valid_len)?;
             }
         }
@@ -335,11 +331,7 @@ mod tests {
         }
         fs::write(dir.path().join("LOCK"), b"").unwrap();
         fs::write(dir.path().join("notes.txt"), b"").unwrap();
-        assert_eq!(list_segments(dir.path(), OPEN_SUFFIX).unwrap(), vec![
-            4,
-            30,
-            1_700_000_000_000_000_000
-        ]);
+        assert_eq!(list_segments(dir.path(), OPEN_SUFFIX).unwrap(), vec![4, 30, 1_700_000_000_000_000_000]);
         assert_eq!(parse_segment_name("00000000000000000042.seg"), Some((42, "seg")));
         assert_eq!(parse_segment_name("42.seg"), None);
     }

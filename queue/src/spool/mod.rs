@@ -41,12 +41,8 @@ impl SpoolSink {
     /// apply to both streams.
     pub fn open(config: SpoolWriterConfig) -> io::Result<Self> {
         let root = config.dir.clone();
-        let events = SpoolWriter::open(SpoolWriterConfig {
-            dir: stream_dir(&root, EVENTS_STREAM),
-            ..config.clone()
-        })?;
-        let failed =
-            SpoolWriter::open(SpoolWriterConfig { dir: stream_dir(&root, FAILED_STREAM), ..config })?;
+        let events = SpoolWriter::open(SpoolWriterConfig { dir: stream_dir(&root, EVENTS_STREAM), ..config.clone() })?;
+        let failed = SpoolWriter::open(SpoolWriterConfig { dir: stream_dir(&root, FAILED_STREAM), ..config })?;
         Ok(Self { root, events, failed })
     }
 
@@ -70,8 +66,7 @@ impl EventSink for SpoolSink {
             event_records.push_with(|out| event.write_json(out))?;
         }
         let failed: Vec<Vec<u8>> = failed.iter().map(FailedEvent::to_json_bytes).collect();
-        let (events, failed) =
-            futures::join!(self.events.append_records(event_records), self.failed.append(&failed));
+        let (events, failed) = futures::join!(self.events.append_records(event_records), self.failed.append(&failed));
         events.and(failed)
     }
 

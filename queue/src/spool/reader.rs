@@ -69,11 +69,7 @@ impl SpoolReader {
         if format::list_segments(&self.dir, OPEN_SUFFIX)?.is_empty() {
             return Ok(0);
         }
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))?;
+        let lock = File::options().create(true).truncate(false).write(true).open(self.dir.join(LOCK_FILE))?;
         if lock.try_lock().is_err() {
             return Ok(0);
         }

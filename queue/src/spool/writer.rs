@@ -121,10 +121,7 @@ impl Records {
             return Err(SinkError::Rejected(if length == 0 {
                 "an empty record cannot be spooled".into()
             } else {
-                format!(
-                    "a record of {length} bytes exceeds the spool's {} byte limit",
-                    format::MAX_RECORD_BYTES
-                )
+                format!("a record of {length} bytes exceeds the spool's {} byte limit", format::MAX_RECORD_BYTES)
             }));
         }
         format::frame_record(&mut self.payload[start..]);
@@ -157,11 +154,7 @@ impl SpoolWriter {
     /// and starts the writer thread.
     pub fn open(config: SpoolWriterConfig) -> io::Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(config.dir.join(LOCK_FILE))?;
+        let lock = File::options().create(true).truncate(false).write(true).open(config.dir.join(LOCK_FILE))?;
         lock.try_lock().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::WouldBlock,
@@ -186,13 +179,11 @@ impl SpoolWriter {
         let (sender, receiver) = sync_channel(config.max_pending_requests.max(1));
         let thread_shared = shared.clone();
         let max_spool_bytes = config.max_spool_bytes;
-        let thread = std::thread::Builder::new()
-            .name("spool-writer".into())
-            .spawn(move || {
-                let _lock = lock;
-                let mut state = WriterState::new(config, thread_shared.clone());
-                state.run(receiver);
-            })?;
+        let thread = std::thread::Builder::new().name("spool-writer".into()).spawn(move || {
+            let _lock = lock;
+            let mut state = WriterState::new(config, thread_shared.clone());
+            state.run(receiver);
+        })?;
         Ok(Self {
             sender: std::sync::Mutex::new(Some(sender)),
             shared,
@@ -203,9 +194,7 @@ impl SpoolWriter {
 
     /// Appends `records` and returns once they are on disk (fsync'd).
     pub async fn append(&self, records: &[Vec<u8>]) -> Result<(), SinkError> {
-        let mut framed = Records::with_capacity(
-            records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum(),
-        );
+        let mut framed = Records::with_capacity(records.iter().map(|r| r.len() + format::RECORD_HEADER_BYTES).sum());
         for record in records {
             framed.push(record)?;
         }
@@ -217,12 +206,8 @@ impl SpoolWriter {
         if records.is_empty() {
             return Ok(());
         }
-        if self.max_spool_bytes > 0
-            && self.shared.depth_bytes.load(Ordering::Relaxed) > self.max_spool_bytes
-        {
-            return Err(SinkError::Overloaded(
-                "the spool is full: the batcher is not keeping up".into(),
-            ));
+        if self.max_spool_bytes > 0 && self.shared.depth_bytes.load(Ordering::Relaxed) > self.max_spool_bytes {
+            return Err(SinkError::Overloaded("the spool is full: the batcher is not keeping up".into()));
         }
         let Records { payload, count } = records;
         let (done, wait) = oneshot::channel();
@@ -261,11 +246,7 @@ impl SpoolWriter {
         if self.shared.failed.load(Ordering::Relaxed) {
             return Err(SinkError::Unavailable("the last spool write failed".into()));
         }
-        let running = self
-            .thread
-            .lock()
-            .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
-            .unwrap_or(false);
+        let running = self.thread.lock().map(|t| t.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false);
         if running { Ok(()) } else { Err(closed()) }
     }
 
@@ -343,10 +324,8 @@ const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 impl WriterState {
     fn new(config: SpoolWriterConfig, shared: Arc<Shared>) -> Self {
-        let last_id = format::list_segments(&config.dir, SEALED_SUFFIX)
-            .ok()
-            .and_then(|ids| ids.last().copied())
-            .unwrap_or(0);
+        let last_id =
+            format::list_segments(&config.dir, SEALED_SUFFIX).ok().and_then(|ids| ids.last().copied()).unwrap_or(0);
         Self { config, shared, open: None, last_id, last_depth_refresh: Instant::now() }
     }
 
@@ -421,7 +400,9 @@ impl WriterState {
         match self.write_group_once(group) {
             // A filesystem may accept O_DIRECT at open and refuse the writes; nothing of the
             // group was acknowledged, so write it again through the page cache from now on.
-            Err(error) if error.raw_os_error() == Some(EINVAL) && self.open.as_ref().is_some_and(|o| o.direct.is_some()) => {
+            Err(error)
+                if error.raw_os_error() == Some(EINVAL) && self.open.as_ref().is_some_and(|o| o.direct.is_some()) =>
+            {
                 tracing::warn!(%error, dir = %self.config.dir.display(), "direct writes refused; writing the spool through the page cache");
                 self.config.direct_io = false;
                 if let Some(open) = self.open.as_mut() {
