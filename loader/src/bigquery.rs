@@ -412,18 +412,11 @@ impl Warehouse for BigQueryWarehouse {
             let hour_filter = format!(
                 "{PARTITION_COLUMN} >= TIMESTAMP('{start}') AND {PARTITION_COLUMN} < TIMESTAMP_ADD(TIMESTAMP('{start}'), INTERVAL 1 HOUR)"
             );
+            let (project, dataset) = (&c.project, &c.dataset);
+            let table = format!("`{project}.{dataset}.{}`", c.table);
+            self.query(format!("DELETE FROM {table} WHERE {hour_filter}")).await?;
             self.query(format!(
-                "DELETE FROM `{p}.{d}.{t}` WHERE {hour_filter}",
-                p = c.project,
-                d = c.dataset,
-                t = c.table
-            ))
-            .await?;
-            self.query(format!(
-                "INSERT INTO `{p}.{d}.{t}` ({columns}) SELECT {columns} FROM `{p}.{d}.{staging}` WHERE {hour_filter}",
-                p = c.project,
-                d = c.dataset,
-                t = c.table
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM `{project}.{dataset}.{staging}` WHERE {hour_filter}"
             ))
             .await?;
             self.client
