@@ -148,6 +148,85 @@ async fn zero_filled_ahead_and_sealed_to_its_records(direct_io: bool) {
     assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), records);
 }
 
+const MIB: u64 = 1024 * 1024;
+
+/// A stream that fills half a segment gets its next one prepared in full: header and zeros to
+/// the segment size plus one extension step. Once the writer rotates into it, the open segment
+/// has that length from its first record, and the records land in it whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_streams_next_segment_is_prepared_ahead_and_written_in_place() {
+    for direct_io in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SpoolWriter::open(SpoolWriterConfig {
+            max_segment_bytes: MIB,
+            max_segment_age: Duration::from_secs(3600),
+            direct_io,
+            ..SpoolWriterConfig::new(dir.path())
+        })
+        .unwrap();
+        let spare_len = 2 * MIB;
+        let mut want = Vec::new();
+        let mut used_prepared = false;
+        // Each segment holds about 1 MiB of these; the first rotation may come before the helper
+        // has finished the spare, a later one finds it ready.
+        for i in 0..6000u32 {
+            let record = format!("{i:06}-{}", "x".repeat(1000)).into_bytes();
+            writer.append(std::slice::from_ref(&record)).await.unwrap();
+            want.push(record);
+            let open = format::list_segments(dir.path(), OPEN_SUFFIX).unwrap();
+            if !format::list_segments(dir.path(), SEALED_SUFFIX).unwrap().is_empty()
+                && let Some(id) = open.first()
+                && std::fs::metadata(format::segment_path(dir.path(), *id, OPEN_SUFFIX)).unwrap().len() == spare_len
+            {
+                used_prepared = true;
+                break;
+            }
+        }
+        assert!(used_prepared, "no segment was written into a prepared spare (direct_io = {direct_io})");
+        writer.close();
+        assert!(!dir.path().join(format::SPARE_FILE).exists(), "a stopped writer leaves no spare behind");
+        assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), want, "direct_io = {direct_io}");
+    }
+}
+
+/// A spare never holds an acknowledged record, so one a crash left behind is deleted at the
+/// next start, whatever it contains, and never read as a segment.
+#[tokio::test]
+async fn a_spare_left_behind_is_deleted_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = format::MAGIC.to_vec();
+    format::encode_record(&mut bytes, b"never acknowledged");
+    bytes.resize(64 * 1024, 0);
+    std::fs::write(dir.path().join(format::SPARE_FILE), bytes).unwrap();
+    let writer = SpoolWriter::open(config(dir.path())).unwrap();
+    assert!(!dir.path().join(format::SPARE_FILE).exists());
+    writer.append(&[b"acknowledged".to_vec()]).await.unwrap();
+    writer.close();
+    assert_eq!(drain(&SpoolReader::open(dir.path()).unwrap()), vec![b"acknowledged".to_vec()]);
+}
+
+/// When the spare cannot be written (here its name is taken by a directory), the writer extends
+/// its segments as they fill instead, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_go_on_when_no_spare_can_be_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(format::SPARE_FILE)).unwrap();
+    let writer = SpoolWriter::open(SpoolWriterConfig {
+        max_segment_bytes: MIB,
+        max_segment_age: Duration::from_secs(3600),
+        ..SpoolWriterConfig::new(dir.path())
+    })
+    .unwrap();
+    let want: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("{i:06}-{}", "y".repeat(1000)).into_bytes()).collect();
+    for chunk in want.chunks(10) {
+        writer.append(chunk).await.unwrap();
+    }
+    writer.close();
+    let reader = SpoolReader::open(dir.path()).unwrap();
+    assert!(reader.sealed().unwrap().len() >= 2, "the records span several segments");
+    assert_eq!(drain(&reader), want);
+}
+
 /// Records of every size, from a few bytes to several blocks (and past the direct writer's
 /// first staging buffer), in groups and alone, land whole and in order in either write mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

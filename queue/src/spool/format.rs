@@ -8,6 +8,10 @@
 //!   segment's creation time in nanoseconds since the Unix epoch, strictly increasing, so ids
 //!   sort by age and are never reused even after every segment has been consumed.
 //! * `<id>.seg` — sealed segments, immutable, ready for the batcher.
+//! * `next.segment` ([`SPARE_FILE`]) — while a stream is busy, the segment after the open one,
+//!   prepared ahead: the magic header, then zeros to the segment size, fsync'd. The writer
+//!   renames it to `<id>.open` and makes the rename durable before writing a record to it, so
+//!   it never holds a record; recovery deletes it.
 //!
 //! A segment file is an 8-byte magic `CLKSPL01` followed by records:
 //!
@@ -18,10 +22,11 @@
 //! ```
 //!
 //! `crc32c` covers the payload. A payload is never empty: a length of 0 marks the end of the
-//! records. The writer extends an open segment with zeros ahead of its records, 1 MiB at a time
-//! (see [`PREALLOCATE_BYTES`]), so that a group commit overwrites space that is already
-//! allocated and its `fdatasync` flushes data alone, not the file's size and block map as well:
-//! on ext4 that halves the cost of a commit. Sealing cuts the zeros off, so a sealed segment
+//! records. Records are written over zeros that are already allocated, so that a group
+//! commit's `fdatasync` flushes data alone, not the file's size and block map as well: on ext4
+//! that halves the cost of a commit. A busy stream's segments come prepared in full (see
+//! `next.segment` above); otherwise the writer extends the open segment with zeros ahead of its
+//! records, [`PREALLOCATE_BYTES`] at a time. Sealing cuts the zeros off, so a sealed segment
 //! ends with its last record.
 //!
 //! The writer fsyncs a group of records before acknowledging any of them, so everything
@@ -46,8 +51,10 @@ pub const OPEN_SUFFIX: &str = "open";
 pub const SEALED_SUFFIX: &str = "seg";
 /// Name of the writer's lock file.
 pub const LOCK_FILE: &str = "LOCK";
-/// How far ahead of its records the writer zero-fills an open segment.
+/// How far ahead of its records the writer zero-fills an open segment it has to extend.
 pub const PREALLOCATE_BYTES: u64 = 1024 * 1024;
+/// Name of the segment prepared ahead of need. Not a segment name: readers never list it.
+pub const SPARE_FILE: &str = "next.segment";
 
 /// Appends one framed record to `out`. `payload` must not be empty (a zero length marks the end
 /// of a segment's records).
@@ -179,9 +186,15 @@ pub fn list_segments(dir: &Path, suffix: &str) -> io::Result<Vec<u64>> {
 /// Seals every `.open` segment in `dir` that no writer is appending to.
 ///
 /// The caller must hold the stream's lock. Keeps each segment's valid prefix, truncates a torn
-/// tail, removes segments without records, and renames the rest to `.seg`. Returns how many
-/// segments were sealed.
+/// tail, removes segments without records, and renames the rest to `.seg`. Deletes a prepared
+/// [`SPARE_FILE`] (it never holds records). Returns how many segments were sealed.
 pub fn seal_abandoned(dir: &Path) -> io::Result<usize> {
+    match fs::remove_file(dir.join(SPARE_FILE)) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        // Something else holds the name; the writer then prepares no segments ahead.
+        Err(error) => tracing::warn!(%error, dir = %dir.display(), "could not remove {SPARE_FILE}"),
+    }
     let mut sealed = 0;
     for id in list_segments(dir, OPEN_SUFFIX)? {
         let open = segment_path(dir, id, OPEN_SUFFIX);

@@ -8,9 +8,10 @@
 //!
 //! Two things keep a commit cheap:
 //!
-//! * The records overwrite zeros the writer put ahead of them (see
-//!   [`format::PREALLOCATE_BYTES`]), so a commit's `fdatasync` has no file size or block map to
-//!   flush, only the records.
+//! * The records overwrite zeros already allocated ahead of them, so a commit's `fdatasync` has
+//!   no file size or block map to flush, only the records. A busy stream's next segment is
+//!   written in full by a helper thread before it is needed ([`prepare`]); otherwise the writer
+//!   extends the open segment by [`format::PREALLOCATE_BYTES`] of zeros when it fills.
 //! * Where the filesystem supports it, the open segment is written with `O_DIRECT`: whole 4 KiB
 //!   blocks from an aligned buffer straight to the device, without a copy into the page cache
 //!   (which on a VM cost more CPU than the disk write itself). Each commit rewrites the last,
@@ -33,6 +34,10 @@ use tokio::sync::oneshot;
 
 use super::format::{self, LOCK_FILE, OPEN_SUFFIX, SEALED_SUFFIX};
 use crate::SinkError;
+
+mod prepare;
+
+use prepare::{Preparer, Spare};
 
 /// Settings of one spool stream's writer.
 #[derive(Clone, Debug)]
@@ -307,6 +312,8 @@ struct OpenSegment {
     /// Bytes allocated and zero-filled, `>= len`; the file's length.
     allocated: u64,
     first_record_at: Option<Instant>,
+    /// Whether the next segment has been asked of the preparer.
+    spare_requested: bool,
 }
 
 struct WriterState {
@@ -315,6 +322,8 @@ struct WriterState {
     open: Option<OpenSegment>,
     last_id: u64,
     last_depth_refresh: Instant,
+    /// Prepares the next segment while this one fills; `None` if its thread could not start.
+    preparer: Option<Preparer>,
 }
 
 /// How often the writer re-reads the directory to learn what the batcher consumed.
@@ -326,7 +335,11 @@ impl WriterState {
     fn new(config: SpoolWriterConfig, shared: Arc<Shared>) -> Self {
         let last_id =
             format::list_segments(&config.dir, SEALED_SUFFIX).ok().and_then(|ids| ids.last().copied()).unwrap_or(0);
-        Self { config, shared, open: None, last_id, last_depth_refresh: Instant::now() }
+        let spare_len = round_up(config.max_segment_bytes.saturating_add(format::PREALLOCATE_BYTES), BLOCK as u64);
+        let preparer = Preparer::start(config.dir.clone(), spare_len, config.direct_io)
+            .inspect_err(|error| tracing::warn!(%error, "could not start the spool's segment preparer"))
+            .ok();
+        Self { config, shared, open: None, last_id, last_depth_refresh: Instant::now(), preparer }
     }
 
     fn run(&mut self, receiver: Receiver<Append>) {
@@ -357,6 +370,9 @@ impl WriterState {
         }
         if let Err(error) = self.seal_open() {
             tracing::error!(%error, "could not seal the open spool segment at shutdown; it is recovered at the next start");
+        }
+        if let Some(mut preparer) = self.preparer.take() {
+            preparer.stop();
         }
         refresh_depth(&self.config.dir, &self.shared, self.open.as_ref().map(|o| (o.id, o.len)));
     }
@@ -457,6 +473,13 @@ impl WriterState {
                 open.len += written;
                 open.first_record_at.get_or_insert_with(Instant::now);
                 self.shared.depth_bytes.fetch_add(written, Ordering::Relaxed);
+                // Half full: a stream this busy will need its next segment soon.
+                if !open.spare_requested && open.len >= max_segment_bytes / 2 {
+                    open.spare_requested = true;
+                    if let Some(preparer) = &self.preparer {
+                        preparer.request();
+                    }
+                }
                 Ok(())
             }
             Err(error) => {
@@ -480,15 +503,26 @@ impl WriterState {
     fn open_new_segment(&mut self) -> io::Result<()> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let id = (u64::try_from(now).unwrap_or(u64::MAX)).max(self.last_id + 1);
-        let mut file = format::create_segment(&self.config.dir, id)?;
-        let mut direct = None;
-        if self.config.direct_io {
-            let path = format::segment_path(&self.config.dir, id, OPEN_SUFFIX);
-            if let Some(direct_file) = DirectIo::open(&path)? {
-                file = direct_file;
-                direct = Some(DirectIo::new(format::MAGIC));
+        let spare = self.preparer.as_ref().and_then(Preparer::take);
+        let activated = spare.map(|spare| self.activate_spare(spare, id)).transpose().unwrap_or_else(|error| {
+            tracing::warn!(%error, dir = %self.config.dir.display(), "could not use the prepared spool segment; creating one");
+            None
+        });
+        let (file, direct, allocated) = match activated {
+            Some(activated) => activated,
+            None => {
+                let mut file = format::create_segment(&self.config.dir, id)?;
+                let mut direct = None;
+                if self.config.direct_io {
+                    let path = format::segment_path(&self.config.dir, id, OPEN_SUFFIX);
+                    if let Some(direct_file) = DirectIo::open(&path)? {
+                        file = direct_file;
+                        direct = Some(DirectIo::new(format::MAGIC));
+                    }
+                }
+                (file, direct, format::MAGIC.len() as u64)
             }
-        }
+        };
         self.last_id = id;
         self.shared.depth_segments.fetch_add(1, Ordering::Relaxed);
         self.shared.depth_bytes.fetch_add(format::MAGIC.len() as u64, Ordering::Relaxed);
@@ -497,10 +531,31 @@ impl WriterState {
             file,
             direct,
             len: format::MAGIC.len() as u64,
-            allocated: format::MAGIC.len() as u64,
+            allocated,
             first_record_at: None,
+            spare_requested: false,
         });
         Ok(())
+    }
+
+    /// Makes the prepared spare segment `id`: renamed to `<id>.open`, durably, before any record
+    /// is written to it. Returns its file (cursor after the header), direct-I/O state and length.
+    fn activate_spare(&self, spare: Spare, id: u64) -> io::Result<(File, Option<DirectIo>, u64)> {
+        let path = format::segment_path(&self.config.dir, id, OPEN_SUFFIX);
+        std::fs::rename(self.config.dir.join(format::SPARE_FILE), &path)?;
+        let activated = format::sync_dir(&self.config.dir).and_then(|()| {
+            if spare.direct && self.config.direct_io {
+                return Ok((spare.file, Some(DirectIo::new(format::MAGIC)), spare.len));
+            }
+            let mut file = File::options().write(true).open(&path)?;
+            file.seek(io::SeekFrom::Start(format::MAGIC.len() as u64))?;
+            Ok((file, None, spare.len))
+        });
+        if activated.is_err() {
+            // Free the id for the segment created instead; the file holds no record.
+            let _ = std::fs::remove_file(&path);
+        }
+        activated
     }
 
     fn rotate_if_due(&mut self) {
