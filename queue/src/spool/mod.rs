@@ -1,6 +1,6 @@
 //! The local spool: a durable on-disk queue, the embedded default between collector and batcher.
 //!
-//! See [`format`] for the on-disk layout and the crash-recovery argument, [`writer`] for group
+//! See [`format`](mod@format) for the on-disk layout and the crash-recovery argument, [`writer`] for group
 //! commit, [`reader`] for how the batcher claims and consumes segments.
 
 pub mod format;

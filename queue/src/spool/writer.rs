@@ -9,9 +9,9 @@
 //! Two things keep a commit cheap:
 //!
 //! * The records overwrite zeros already allocated ahead of them, so a commit's `fdatasync` has
-//!   no file size or block map to flush, only the records. A busy stream's next segment is
-//!   written in full by a helper thread before it is needed ([`prepare`]); otherwise the writer
-//!   extends the open segment by [`format::PREALLOCATE_BYTES`] of zeros when it fills.
+//!   no file size or block map to flush, only the records. A helper thread writes a busy
+//!   stream's next segment in full before it is needed ([`format::SPARE_FILE`]); otherwise the
+//!   writer extends the open segment by [`format::PREALLOCATE_BYTES`] of zeros when it fills.
 //! * Where the filesystem supports it, the open segment is written with `O_DIRECT`: whole 4 KiB
 //!   blocks from an aligned buffer straight to the device, without a copy into the page cache
 //!   (which on a VM cost more CPU than the disk write itself). Each commit rewrites the last,
