@@ -1,7 +1,8 @@
 //! A 2xx means durable: the collector binary is killed with SIGKILL while clients are sending,
 //! and every event it acknowledged must be in the spool, intact, after recovery. Several rounds
 //! restart the collector on the same spool, so recovery of the previous round's open segment is
-//! exercised too.
+//! exercised too. Segments are small, so the writer rotates often and writes most of them into
+//! segments its helper prepared ahead: a kill can land while one is prepared or put in place.
 
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
@@ -27,6 +28,7 @@ fn start_collector(spool: &std::path::Path, port: u16) -> Child {
         .args(["--listen", &format!("127.0.0.1:{port}"), "--spool-dir"])
         .arg(spool)
         .args(["--write-key", "durable-key=shop", "--spool-segment-age-ms", "200"])
+        .args(["--spool-segment-bytes", "262144"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
