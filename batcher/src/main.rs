@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use batcher::compact::{CompactSettings, DayCompaction};
 use batcher::lake;
 use batcher::parquet_io::ParquetSettings;
 use batcher::pubsub_source::{self, PubSubSourceConfig};
@@ -63,7 +64,7 @@ enum Source {
 enum Command {
     /// Drain the queue into the lake, then exit (a batch job), or keep following with --follow.
     Run(RunArgs),
-    /// Merge the small files of closed hours into one file per hour, with a manifest.
+    /// Merge the small files of closed days into one file per day (one per hour for busy days), with a manifest.
     Compact(CompactArgs),
     /// Import REES46 "eCommerce behavior data from multi category store" CSV exports.
     Backfill(BackfillArgs),
@@ -120,13 +121,25 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct CompactArgs {
-    /// An hour to compact, as YYYY-MM-DDTHH (repeatable). Without any, every closed hour.
+    /// An hour to compact, as YYYY-MM-DDTHH (repeatable).
     #[arg(long = "hour", value_parser = parse_hour)]
     hours: Vec<chrono::DateTime<chrono::Utc>>,
 
-    /// Compact every hour that closed at least this many hours ago.
+    /// A day to compact, as YYYY-MM-DD (repeatable): into one file when it is small enough,
+    /// else hour by hour. Without any --hour or --day: every day that closed at least
+    /// --closed-before-hours ago, and the closed hours of the days still open.
+    #[arg(long = "day", value_parser = parse_day)]
+    days: Vec<chrono::NaiveDate>,
+
+    /// Compact hours and days that closed at least this many hours ago.
     #[arg(long, env = "CLICKSTREAM_COMPACT_CLOSED_BEFORE_HOURS", default_value_t = 1)]
     closed_before_hours: i64,
+
+    /// A closed day whose files add up to at most this many bytes becomes one file (sparse
+    /// traffic: one file per day); a larger day keeps one file per hour. 0 keeps hour files.
+    /// The merge holds the day in memory: a few times this size.
+    #[arg(long, env = "CLICKSTREAM_COMPACT_DAY_FILE_MAX_BYTES", default_value_t = CompactSettings::default().day_file_max_bytes)]
+    day_file_max_bytes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +155,11 @@ struct BackfillArgs {
     /// Rows held in memory and written per output file.
     #[arg(long, default_value_t = 500_000)]
     chunk_rows: usize,
+}
+
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("expected a day like 2026-11-24, got {text:?}"))
 }
 
 fn parse_hour(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -195,27 +213,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", summary.line("batcher run", started));
         }
         Command::Compact(args) => {
-            let hours = if args.hours.is_empty() {
-                batcher::compact::closed_hours(lake.as_ref(), chrono::Duration::hours(args.closed_before_hours)).await?
+            let closed_for = chrono::Duration::hours(args.closed_before_hours);
+            let (days, hours) = if args.hours.is_empty() && args.days.is_empty() {
+                batcher::compact::closed_work(lake.as_ref(), closed_for).await?
             } else {
-                args.hours.clone()
+                (args.days.clone(), args.hours.clone())
             };
-            let bar = indicatif::ProgressBar::new(hours.len() as u64);
+            let compact = CompactSettings { parquet: settings, day_file_max_bytes: args.day_file_max_bytes };
+            let bar = indicatif::ProgressBar::new((days.len() + hours.len()) as u64);
             let mut summary = Summary::default();
-            let mut compacted = 0;
+            let (mut hours_compacted, mut days_compacted) = (0, 0);
+            let count = |manifest: &batcher::compact::Manifest, summary: &mut Summary| {
+                summary.events += manifest.rows;
+                summary.bytes += manifest.bytes;
+                summary.files += 1;
+                summary.duplicates += manifest.duplicates_removed;
+            };
+            for day in days {
+                bar.set_message(day.format("%Y-%m-%d").to_string());
+                match batcher::compact::compact_day(lake.as_ref(), day, compact).await? {
+                    DayCompaction::Nothing => {}
+                    DayCompaction::Day(manifest) => {
+                        days_compacted += 1;
+                        count(&manifest, &mut summary);
+                    }
+                    DayCompaction::Hours(manifests) => {
+                        hours_compacted += manifests.len();
+                        manifests.iter().for_each(|m| count(m, &mut summary));
+                    }
+                }
+                bar.inc(1);
+            }
             for hour in hours {
                 bar.set_message(hour.format("%Y-%m-%dT%H").to_string());
                 if let Some(manifest) = batcher::compact::compact_hour(lake.as_ref(), hour, settings).await? {
-                    compacted += 1;
-                    summary.events += manifest.rows;
-                    summary.bytes += manifest.bytes;
-                    summary.files += 1;
-                    summary.duplicates += manifest.duplicates_removed;
+                    hours_compacted += 1;
+                    count(&manifest, &mut summary);
                 }
                 bar.inc(1);
             }
             bar.finish_and_clear();
-            println!("{} ({compacted} hours compacted)", summary.line("batcher compact", started));
+            println!(
+                "{} ({days_compacted} days and {hours_compacted} hours compacted)",
+                summary.line("batcher compact", started)
+            );
         }
         Command::Backfill(args) => {
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
