@@ -1,22 +1,27 @@
-//! The embedded warehouse: a DuckDB file, `raw.events` plus `raw._load_state`.
+//! The embedded warehouse: a DuckDB file, `raw.events` plus the loader's tables
+//! (`raw._partition_loads`, `raw._load_jobs`, `raw._load_runs`).
 //!
 //! DuckDB runs in the project venv's Python (the `duckdb` wheel dbt-duckdb uses), driven by a
-//! small worker script over stdin/stdout: one DuckDB version opens the file for both the loader
-//! and dbt, and nobody compiles DuckDB's C++. Each hour is replaced inside one transaction —
-//! delete the hour's rows, insert the hour's files, record the file set — so a failure (a corrupt
-//! file, an incompatible column) leaves the table exactly as it was. New columns in the files are
-//! added to the table; a changed type is refused with a message naming the column.
+//! small worker script over a pipe: one DuckDB version opens the file for both the loader and
+//! dbt, and nobody compiles DuckDB's C++. Each day partition is replaced inside one transaction
+//! — delete the day's rows, insert the day's files ordered by `event_time`, record the load — so
+//! a failure (a corrupt file, an incompatible column, the loader killed) leaves the table
+//! exactly as it was. A job is recorded before its transaction, as BigQuery's are before they
+//! are submitted, so the twin keeps the same budget accounting. New columns in the files are
+//! added to the table; a changed type is refused with a message naming the column. A dry run
+//! opens the file read-only and never creates it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::{LoadOutcome, Warehouse, WarehouseError};
+use crate::ledger::{JobRecord, Ledger, RunRecord};
+use crate::{LoadOutcome, LoadedPartition, PartitionLoad, Warehouse, WarehouseError, WarehouseState};
 
 const WORKER: &str = include_str!("duckdb_worker.py");
 
@@ -39,14 +44,18 @@ pub struct DuckDbWarehouse {
 }
 
 impl DuckDbWarehouse {
-    /// Starts the worker with `python` on the database at `path`.
-    pub async fn open(python: &str, path: &Path, lake_root: &Path) -> Result<Self, WarehouseError> {
-        if let Some(dir) = path.parent() {
+    /// Starts the worker with `python` on the database at `path`; `read_only` opens it without
+    /// writing (and without creating a missing file), for dry runs.
+    pub async fn open(python: &str, path: &Path, lake_root: &Path, read_only: bool) -> Result<Self, WarehouseError> {
+        if !read_only && let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| WarehouseError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
-        let mut child = Command::new(python)
-            .args(["-c", WORKER])
-            .arg(path)
+        let mut command = Command::new(python);
+        command.args(["-c", WORKER]).arg(path).arg(std::process::id().to_string());
+        if read_only {
+            command.arg("read-only");
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -89,51 +98,93 @@ impl DuckDbWarehouse {
     }
 }
 
+fn parse_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 #[async_trait]
 impl Warehouse for DuckDbWarehouse {
     async fn prepare(&mut self) -> Result<(), WarehouseError> {
         self.call(serde_json::json!({"op": "prepare", "create_table": create_table_sql()})).await.map(|_| ())
     }
 
-    async fn loaded(&mut self) -> Result<HashMap<DateTime<Utc>, String>, WarehouseError> {
+    async fn state(&mut self) -> Result<WarehouseState, WarehouseError> {
         let answer = self.call(serde_json::json!({"op": "state"})).await?;
-        let mut hours = HashMap::new();
-        if let Some(map) = answer["hours"].as_object() {
-            for (hour, file_set) in map {
-                if let (Ok(hour), Some(file_set)) = (hour.parse::<DateTime<Utc>>(), file_set.as_str()) {
-                    hours.insert(hour, file_set.to_owned());
-                }
+        let mut state =
+            WarehouseState { jobs_last_24h: answer["jobs_last_24h"].as_u64().unwrap_or(0), ..Default::default() };
+        if let Some(map) = answer["partitions"].as_object() {
+            for (day, loaded) in map {
+                let (Some(day), Some(file_set)) = (parse_day(day), loaded["file_set"].as_str()) else { continue };
+                let loaded_at =
+                    loaded["loaded_at_us"].as_i64().and_then(DateTime::from_timestamp_micros).unwrap_or_default();
+                state.partitions.insert(day, LoadedPartition { file_set: file_set.to_owned(), loaded_at });
             }
         }
-        Ok(hours)
+        Ok(state)
     }
 
-    async fn load_hour(
+    async fn loaded_files(&mut self, days: &[NaiveDate]) -> Result<HashMap<NaiveDate, Vec<String>>, WarehouseError> {
+        let days: Vec<String> = days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect();
+        let answer = self.call(serde_json::json!({"op": "loaded_files", "days": days})).await?;
+        let mut files = HashMap::new();
+        if let Some(map) = answer["files"].as_object() {
+            for (day, paths) in map {
+                let Some(day) = parse_day(day) else { continue };
+                let paths = paths.as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect());
+                files.insert(day, paths.unwrap_or_default());
+            }
+        }
+        Ok(files)
+    }
+
+    async fn load_partition(
         &mut self,
-        hour: DateTime<Utc>,
-        files: &[batcher::lake::ObjectMeta],
-        file_set: &str,
+        load: &PartitionLoad<'_>,
+        ledger: &mut Ledger,
     ) -> Result<LoadOutcome, WarehouseError> {
-        let paths: Vec<String> = files.iter().map(|f| self.lake_root.join(&f.path).display().to_string()).collect();
+        let job = ledger.take(load.day)?;
+        self.record_job(&job).await?;
+        let paths: Vec<String> =
+            load.files.iter().map(|f| self.lake_root.join(&f.path).display().to_string()).collect();
+        let lake_paths: Vec<&str> = load.files.iter().map(|f| f.path.as_str()).collect();
         let answer = self
             .call(serde_json::json!({
-                "op": "load_hour",
+                "op": "load_partition",
                 "files": paths,
-                "start": hour.to_rfc3339(),
-                "end": (hour + chrono::Duration::hours(1)).to_rfc3339(),
-                "file_set": file_set,
+                "lake_paths": lake_paths,
+                "day": load.day.format("%Y-%m-%d").to_string(),
+                "file_set": load.file_set,
+                "job_id": job.job_id,
+                "run_id": job.run_id,
             }))
             .await?;
-        if let Some(outside) = answer["rows_outside_hour"].as_u64().filter(|n| *n > 0) {
-            tracing::warn!(%hour, outside, "rows in the hour's files fall outside the hour and were not loaded");
-        }
         Ok(LoadOutcome {
             rows: answer["rows"].as_u64().unwrap_or(0),
             added_columns: answer["added_columns"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
+            rows_outside: answer["rows_outside"].as_u64().unwrap_or(0),
         })
+    }
+
+    async fn record_job(&mut self, job: &JobRecord) -> Result<(), WarehouseError> {
+        self.call(serde_json::json!({
+            "op": "record_job",
+            "job_id": job.job_id,
+            "run_id": job.run_id,
+            "partition_date": job.partition_date.format("%Y-%m-%d").to_string(),
+            "submitted_at_us": job.submitted_at.timestamp_micros(),
+        }))
+        .await
+        .map(|_| ())
+    }
+
+    async fn record_run(&mut self, run: &RunRecord) -> Result<(), WarehouseError> {
+        let mut record = serde_json::to_value(run).map_err(|e| WarehouseError::Refused(format!("run record: {e}")))?;
+        record["started_at_us"] = run.started_at.timestamp_micros().into();
+        record["finished_at_us"] = run.finished_at.timestamp_micros().into();
+        self.call(serde_json::json!({"op": "record_run", "run": record})).await.map(|_| ())
     }
 
     fn describe(&self) -> String {

@@ -1,20 +1,29 @@
-//! `clickstream-loader`: loads the hourly Parquet lake into the warehouse. See `--help`.
+//! `clickstream-loader`: loads the Parquet lake into the warehouse. See `--help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use backon::BackoffBuilder;
+use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_support::{LogFormat, init_logging};
-use loader::Warehouse;
-use loader::bigquery::{BigQueryConfig, BigQueryWarehouse};
+use loader::bigquery::{BigQueryConfig, BigQueryWarehouse, ReplaceStrategy};
 use loader::duckdb::DuckDbWarehouse;
-use loader::plan::{Reason, decide, lake_hours};
+use loader::plan::{BudgetView, Plan, Reason, Selection, build, decide, lake_partitions, resolve};
+use loader::{Ledger, PartitionLoad, RunRecord, Warehouse, WarehouseError};
 
-/// clickstream loader: loads the lake's hours into the warehouse, replacing each hour's
-/// partition, and skips hours whose files have not changed since their last load.
+/// Exit status of a run stopped by something that passes: a BigQuery quota, or a warehouse
+/// that stayed unavailable through every retry (EX_TEMPFAIL). The next run continues.
+const EXIT_TRY_LATER: u8 = 75;
+
+/// clickstream loader: loads the lake's days into the warehouse's DAY partitions, one job per
+/// changed day, and skips days whose files have not changed since their last load.
+///
+/// Exit status: 0 when the run loaded what it planned or stopped at its daily job budget (the
+/// next run continues); 75 when BigQuery reported a quota exceeded or stayed unavailable (try
+/// again later); 1 for any other failure.
 #[derive(Debug, Parser)]
 #[command(name = "clickstream-loader", version, about)]
 struct Cli {
@@ -41,7 +50,7 @@ enum WarehouseKind {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load every new or changed hour (or a forced range) into the warehouse.
+    /// Load every new or changed day (or a forced range) into the warehouse.
     Load(LoadArgs),
 }
 
@@ -83,27 +92,62 @@ struct LoadArgs {
     #[arg(long, env = "BIGQUERY_EMULATOR_HOST")]
     bigquery_endpoint: Option<String>,
 
-    /// First hour to reload, as YYYY-MM-DDTHH (with --to: reload the range whatever was loaded).
-    #[arg(long, value_parser = parse_hour)]
-    from: Option<DateTime<Utc>>,
+    /// Days older than this are expired in the warehouse (the table's partition expiration,
+    /// which Terraform sets): they are not loaded, and a table the loader creates gets it.
+    /// Unset keeps every day.
+    #[arg(long, env = "CLICKSTREAM_PARTITION_EXPIRATION_DAYS")]
+    partition_expiration_days: Option<u32>,
 
-    /// Last hour to reload, inclusive, as YYYY-MM-DDTHH.
-    #[arg(long, value_parser = parse_hour)]
-    to: Option<DateTime<Utc>>,
+    /// Load jobs allowed on the table per 24 hours, counting every job submitted (retries and
+    /// failed ones too). BigQuery caps a table's modifications at 1,500 a day; the default for
+    /// BigQuery, 1000, leaves room for other writers. A run stops before exceeding it and the
+    /// next continues. 0 means no budget; the default for DuckDB.
+    #[arg(long, env = "CLICKSTREAM_LOADER_DAILY_JOB_BUDGET")]
+    daily_job_budget: Option<u64>,
 
-    /// List what would be loaded, and why, without loading.
+    /// Attempts per day partition after a transient failure or a rate limit, each a new job.
+    #[arg(long, env = "CLICKSTREAM_LOADER_JOB_RETRIES", default_value_t = 4)]
+    job_retries: u32,
+
+    /// First pause before retrying a failed job, in milliseconds; it doubles up to a minute.
+    #[arg(long, env = "CLICKSTREAM_LOADER_RETRY_DELAY_MS", default_value_t = 2000)]
+    retry_delay_ms: u64,
+
+    /// How long one request to BigQuery may take before it is abandoned and retried.
+    #[arg(long, env = "CLICKSTREAM_BIGQUERY_REQUEST_TIMEOUT_SECONDS", default_value_t = 120)]
+    bigquery_request_timeout_seconds: u64,
+
+    /// First day to reload, as YYYY-MM-DD or an hour YYYY-MM-DDTHH (with --to: reload the
+    /// range's days whatever was loaded).
+    #[arg(long, value_parser = parse_day)]
+    from: Option<NaiveDate>,
+
+    /// Last day to reload, inclusive, as YYYY-MM-DD or an hour YYYY-MM-DDTHH.
+    #[arg(long, value_parser = parse_day)]
+    to: Option<NaiveDate>,
+
+    /// Print the plan as JSON (jobs, partitions, hours, files, bytes, the budget and the runs it
+    /// needs) without changing the warehouse.
     #[arg(long)]
     dry_run: bool,
 }
 
-fn parse_hour(text: &str) -> Result<DateTime<Utc>, String> {
-    format!("{text}:00:00Z").parse().map_err(|_| format!("expected an hour like 2026-11-24T10, got {text:?}"))
+fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    let day = text.split_once('T').map_or(text, |(day, _)| day);
+    NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| format!("expected a day like 2026-11-24 (or an hour like 2026-11-24T10), got {text:?}"))
 }
 
 async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> anyhow::Result<Box<dyn Warehouse>> {
     Ok(match args.warehouse {
         WarehouseKind::Duckdb => Box::new(
-            DuckDbWarehouse::open(&args.duckdb_python, &args.duckdb_path, std::path::Path::new(&args.lake)).await?,
+            DuckDbWarehouse::open(
+                &args.duckdb_python,
+                &args.duckdb_path,
+                std::path::Path::new(&args.lake),
+                args.dry_run,
+            )
+            .await?,
         ),
         WarehouseKind::Bigquery => {
             let project = args.bigquery_project.clone().ok_or_else(|| {
@@ -111,7 +155,7 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
             })?;
             let gcs_lake = args.lake.starts_with("gs://").then(|| format!("{}/", args.lake.trim_end_matches('/')));
             if gcs_lake.is_none() && args.bigquery_endpoint.is_none() {
-                tracing::warn!("the lake is local: each hour's files are uploaded with its load job");
+                tracing::warn!("the lake is local: each day's files are uploaded, one load job per file");
             }
             let config = BigQueryConfig {
                 project,
@@ -122,68 +166,195 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
                 gcs_lake: if args.bigquery_endpoint.is_some() { None } else { gcs_lake },
                 // Emulators reject partition decorators (see loader::bigquery).
                 replace: if args.bigquery_endpoint.is_some() {
-                    loader::bigquery::ReplaceStrategy::StagingTable
+                    ReplaceStrategy::StagingTable
                 } else {
-                    loader::bigquery::ReplaceStrategy::PartitionDecorator
+                    ReplaceStrategy::PartitionDecorator
                 },
+                partition_expiration_days: args.partition_expiration_days,
+                request_timeout: Duration::from_secs(args.bigquery_request_timeout_seconds.max(1)),
             };
             Box::new(BigQueryWarehouse::connect(config, lake).await?)
         }
     })
 }
 
-async fn load(args: LoadArgs) -> anyhow::Result<()> {
+/// How a run ended.
+struct RunEnd {
+    outcome: &'static str,
+    message: String,
+    exit: ExitCode,
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let started_at = Utc::now();
+    let run_id = uuid::Uuid::new_v4().to_string();
     let range = match (args.from, args.to) {
         (Some(from), Some(to)) if from <= to => Some((from, to)),
-        (Some(from), None) => Some((from, DateTime::<Utc>::MAX_UTC)),
-        (None, Some(to)) => Some((DateTime::<Utc>::MIN_UTC, to)),
+        (Some(from), None) => Some((from, NaiveDate::MAX)),
+        (None, Some(to)) => Some((NaiveDate::MIN, to)),
         (Some(_), Some(_)) => anyhow::bail!("--from is after --to"),
         (None, None) => None,
     };
     if args.warehouse == WarehouseKind::Duckdb && args.lake.starts_with("gs://") {
         anyhow::bail!("the DuckDB warehouse reads a local lake; use --warehouse bigquery for gs:// lakes");
     }
+    let daily_budget = match (args.daily_job_budget, args.warehouse) {
+        (Some(0), _) | (None, WarehouseKind::Duckdb) => None,
+        (Some(budget), _) => Some(budget),
+        (None, WarehouseKind::Bigquery) => Some(1000),
+    };
     let lake: Arc<dyn batcher::lake::Lake> = Arc::from(batcher::lake::open(&args.lake).await?);
-    let hours = lake_hours(lake.as_ref()).await?;
+    let partitions = lake_partitions(lake.as_ref()).await?;
     let mut warehouse = open_warehouse(&args, lake.clone()).await?;
-    warehouse.prepare().await?;
-    let loaded = warehouse.loaded().await?;
-    let plan = decide(&hours, &loaded, range);
-    let (mut loaded_hours, mut skipped, mut rows, mut bytes) = (0u64, 0u64, 0u64, 0u64);
-    for (hour, reason) in plan {
-        let size: u64 = hour.files.iter().map(|f| f.size).sum();
-        let label = hour.hour.format("%Y-%m-%dT%H");
-        if reason == Reason::UpToDate {
-            skipped += 1;
-            if args.dry_run {
-                println!("skip {label}: {} files unchanged since the last load", hour.files.len());
-            }
-            continue;
-        }
-        if args.dry_run {
-            println!("load {label}: {} files, {size} bytes ({reason:?})", hour.files.len());
-            continue;
-        }
-        let outcome = warehouse
-            .load_hour(hour.hour, &hour.files, &hour.file_set)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading hour {label} into {} failed: {e}", warehouse.describe()))?;
-        if !outcome.added_columns.is_empty() {
-            tracing::info!(hour = %label, columns = ?outcome.added_columns, "added columns to the table");
-        }
-        tracing::info!(hour = %label, rows = outcome.rows, files = hour.files.len(), ?reason, "loaded");
-        loaded_hours += 1;
-        rows += outcome.rows;
-        bytes += size;
+    if !args.dry_run {
+        warehouse.prepare().await?;
+    }
+    let state = warehouse.state().await?;
+    let selection = Selection {
+        range,
+        expire_before: args
+            .partition_expiration_days
+            .map(|days| Utc::now().date_naive() - chrono::Days::new(days.into())),
+    };
+    let decided = decide(&partitions, &state, selection);
+    let budget = BudgetView {
+        daily_jobs: daily_budget,
+        used_last_24h: state.jobs_last_24h,
+        available: daily_budget.map(|budget| budget.saturating_sub(state.jobs_last_24h)),
+    };
+    let mut plan = build(warehouse.describe(), decided, budget, |files| warehouse.jobs_per_partition(files));
+    let changed: Vec<NaiveDate> =
+        plan.jobs.iter().chain(&plan.deferred).filter(|j| j.reason == Reason::Changed).map(|j| j.partition).collect();
+    let loaded_files = warehouse.loaded_files(&changed).await?;
+    resolve(&mut plan, lake.as_ref(), &loaded_files).await?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table = match args.warehouse {
+        WarehouseKind::Duckdb => "raw.events".to_owned(),
+        WarehouseKind::Bigquery => args.bigquery_table.clone(),
+    };
+    let mut ledger = Ledger::new(&run_id, &table, daily_budget, state.jobs_last_24h);
+    let (loaded, rows, bytes, end) = run_plan(&plan, warehouse.as_mut(), &mut ledger, &args).await;
+    let deferred = (plan.jobs.len() + plan.deferred.len()) as u64 - loaded;
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        outcome: end.outcome.to_owned(),
+        partitions_planned: (plan.jobs.len() + plan.deferred.len()) as u64,
+        partitions_loaded: loaded,
+        partitions_deferred: deferred,
+        jobs_submitted: ledger.issued().len() as u64,
+        message: end.message.clone(),
+    };
+    if let Err(error) = warehouse.record_run(&record).await {
+        tracing::warn!(%error, "could not record the run");
     }
     println!(
-        "loader{}: {loaded_hours} hours loaded, {skipped} skipped, {rows} rows, {bytes} bytes, {:.1} s ({})",
-        if args.dry_run { " (dry run)" } else { "" },
+        "loader: {loaded} partitions loaded, {} skipped, {deferred} deferred, {rows} rows, {bytes} bytes, {} jobs, {:.1} s ({})",
+        plan.up_to_date,
+        ledger.issued().len(),
         started.elapsed().as_secs_f64(),
         warehouse.describe()
     );
-    Ok(())
+    if !end.message.is_empty() {
+        eprintln!("clickstream-loader: {}", end.message);
+    }
+    Ok(end.exit)
+}
+
+/// Loads the plan's jobs in order; returns partitions loaded, rows, bytes and how it ended.
+async fn run_plan(
+    plan: &Plan,
+    warehouse: &mut dyn Warehouse,
+    ledger: &mut Ledger,
+    args: &LoadArgs,
+) -> (u64, u64, u64, RunEnd) {
+    let (mut loaded, mut rows, mut bytes) = (0u64, 0u64, 0u64);
+    let total = (plan.jobs.len() + plan.deferred.len()) as u64;
+    let later = |loaded: u64| {
+        format!(
+            "{} of {total} changed partitions are left for the next run, which continues where this one stopped",
+            total - loaded
+        )
+    };
+    for job in &plan.jobs {
+        let load = PartitionLoad { day: job.partition, files: &job.objects, file_set: &job.file_set };
+        let label = job.partition.format("%Y-%m-%d");
+        let mut pauses = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(args.retry_delay_ms))
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(args.job_retries as usize)
+            .with_jitter()
+            .build();
+        let outcome = loop {
+            match warehouse.load_partition(&load, ledger).await {
+                Err(error) if error.is_retryable() => match pauses.next() {
+                    Some(pause) => {
+                        tracing::warn!(partition = %label, %error, ?pause, "load failed; retrying with a new job");
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => break Err(error),
+                },
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                if !outcome.added_columns.is_empty() {
+                    tracing::info!(partition = %label, columns = ?outcome.added_columns, "added columns to the table");
+                }
+                if outcome.rows_outside > 0 {
+                    tracing::warn!(partition = %label, rows = outcome.rows_outside, "rows in the day's files fall outside the day and were not loaded");
+                }
+                tracing::info!(partition = %label, rows = outcome.rows, files = job.files, hours = job.changed_hours.len(), reason = ?job.reason, "loaded");
+                loaded += 1;
+                rows += outcome.rows;
+                bytes += job.bytes;
+            }
+            Err(WarehouseError::BudgetExhausted(message)) => {
+                let message = format!("stopped at the daily job budget: {message}; {}", later(loaded));
+                return (loaded, rows, bytes, RunEnd { outcome: "budget_exhausted", message, exit: ExitCode::SUCCESS });
+            }
+            Err(error @ WarehouseError::QuotaExceeded(_)) => {
+                let message = format!(
+                    "stopped loading {label} into {}: BigQuery reports {error}. Every partition loaded before is kept; {}",
+                    warehouse.describe(),
+                    later(loaded)
+                );
+                return (
+                    loaded,
+                    rows,
+                    bytes,
+                    RunEnd { outcome: "quota_exceeded", message, exit: EXIT_TRY_LATER.into() },
+                );
+            }
+            Err(error) => {
+                let exit = if error.is_retryable() { EXIT_TRY_LATER.into() } else { ExitCode::FAILURE };
+                let message = format!(
+                    "loading {label} into {} failed: {error}; the partition is as it was before, {}",
+                    warehouse.describe(),
+                    later(loaded)
+                );
+                return (loaded, rows, bytes, RunEnd { outcome: "failed", message, exit });
+            }
+        }
+    }
+    let end = if plan.deferred.is_empty() {
+        RunEnd { outcome: "complete", message: String::new(), exit: ExitCode::SUCCESS }
+    } else {
+        let message = format!(
+            "the daily job budget ({} jobs, {} used in the last 24 hours) let this run load {loaded} partitions; {}",
+            plan.budget.daily_jobs.unwrap_or_default(),
+            plan.budget.used_last_24h,
+            later(loaded)
+        );
+        RunEnd { outcome: "budget_exhausted", message, exit: ExitCode::SUCCESS }
+    };
+    (loaded, rows, bytes, end)
 }
 
 fn main() -> ExitCode {
@@ -200,7 +371,7 @@ fn main() -> ExitCode {
         Command::Load(args) => runtime.block_on(load(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("clickstream-loader: {error:#}");
             ExitCode::FAILURE

@@ -1,5 +1,7 @@
-//! The embedded warehouse: load, reload without duplicates, late files, forced ranges, schema
-//! additions, and a corrupt file that leaves the table as it was — through the real binary.
+//! The embedded warehouse, through the real binary: day partitions loaded once and reloaded
+//! without duplicates, late files however old, forced ranges, the daily job budget and a
+//! backfill continued over runs, the dry-run plan, compaction's leftovers, schema additions, and
+//! a corrupt file that leaves the table as it was.
 
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
@@ -96,42 +98,169 @@ impl Setup {
     }
 
     fn count_by_hour(&self) -> Vec<(String, u64)> {
-        let rows = self.query("select strftime(date_trunc('hour', event_time) at time zone 'UTC', '%H'), count(*) from raw.events group by 1 order by 1");
+        let rows = self.query("select strftime(date_trunc('hour', event_time) at time zone 'UTC', '%d %H'), count(*) from raw.events group by 1 order by 1");
         rows.as_array().unwrap().iter().map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap())).collect()
+    }
+
+    fn plan(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["--dry-run"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.load_ok(&args)).unwrap()
     }
 }
 
+fn hours(counts: &[(&str, u64)]) -> Vec<(String, u64)> {
+    counts.iter().map(|(h, n)| ((*h).to_owned(), *n)).collect()
+}
+
 #[tokio::test]
-async fn hours_load_once_reload_without_duplicates_and_late_files_reload_only_their_hour() {
+async fn days_load_once_reload_without_duplicates_and_a_late_file_reloads_only_its_day() {
     let Some(s) = setup() else { return };
     put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &events("2026-11-24T10:00:00Z", 30)).await;
     put(s.lake.as_ref(), "2026-11-24T11:00:00Z", "spool-1", &events("2026-11-24T11:00:00Z", 20)).await;
+    put(s.lake.as_ref(), "2026-11-23T05:00:00Z", "spool-0", &events("2026-11-23T05:00:00Z", 8)).await;
     let first = s.load_ok(&[]);
-    assert!(first.starts_with("loader: 2 hours loaded, 0 skipped, 50 rows"), "{first}");
+    assert!(first.starts_with("loader: 2 partitions loaded, 0 skipped, 0 deferred, 58 rows"), "{first}");
     let again = s.load_ok(&[]);
-    assert!(again.starts_with("loader: 0 hours loaded, 2 skipped, 0 rows"), "{again}");
-    assert_eq!(s.count_by_hour(), [("10".to_owned(), 30), ("11".to_owned(), 20)]);
+    assert!(again.starts_with("loader: 0 partitions loaded, 2 skipped, 0 deferred, 0 rows"), "{again}");
+    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 30), ("24 11", 20)]));
 
-    // A late file arrives for hour 10: only that hour is reloaded, and nothing is doubled.
+    // A late file arrives for hour 10: its day is reloaded as one job, and nothing is doubled.
     put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-2", &events("2026-11-24T10:00:00Z", 5)).await;
-    let dry = s.load_ok(&["--dry-run"]);
-    assert!(dry.contains("load 2026-11-24T10: 2 files"), "{dry}");
-    assert!(dry.contains("skip 2026-11-24T11"), "{dry}");
+    let plan = s.plan(&[]);
+    assert_eq!(plan["jobs"].as_array().unwrap().len(), 1, "{plan:#}");
+    let job = &plan["jobs"][0];
+    assert_eq!(job["partition"], "2026-11-24");
+    assert_eq!(job["reason"], "changed");
+    assert_eq!(job["files"], 3);
+    assert_eq!(job["hours"], serde_json::json!(["2026-11-24T10", "2026-11-24T11"]));
+    assert_eq!(job["changed_hours"], serde_json::json!(["2026-11-24T10"]));
+    assert_eq!(plan["up_to_date"], 1);
+    assert_eq!(
+        plan["layout"],
+        serde_json::json!({"partitioning": "DAY", "field": "event_time", "clustering": ["event_type", "category_code", "product_id"]})
+    );
     let late = s.load_ok(&[]);
-    assert!(late.starts_with("loader: 1 hours loaded, 1 skipped, 35 rows"), "{late}");
-    assert_eq!(s.count_by_hour(), [("10".to_owned(), 35), ("11".to_owned(), 20)]);
+    assert!(late.starts_with("loader: 1 partitions loaded, 1 skipped, 0 deferred, 55 rows"), "{late}");
+    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
 
-    // A forced range reloads even unchanged hours, still without duplicates.
-    let forced = s.load_ok(&["--from", "2026-11-24T11", "--to", "2026-11-24T11"]);
-    assert!(forced.starts_with("loader: 1 hours loaded, 0 skipped, 20 rows"), "{forced}");
-    assert_eq!(s.count_by_hour(), [("10".to_owned(), 35), ("11".to_owned(), 20)]);
-    let state = s.query("select count(*) from raw._load_state");
-    assert_eq!(state[0][0], 2);
+    // A forced range reloads an unchanged day, still without duplicates.
+    let forced = s.load_ok(&["--from", "2026-11-23", "--to", "2026-11-23T23"]);
+    assert!(forced.starts_with("loader: 1 partitions loaded, 0 skipped, 0 deferred, 8 rows"), "{forced}");
+    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
+    let loads =
+        s.query("select strftime(partition_date, '%Y-%m-%d'), row_count from raw._partition_loads order by loaded_at");
+    assert_eq!(
+        loads,
+        serde_json::json!([["2026-11-24", 50], ["2026-11-23", 8], ["2026-11-24", 55], ["2026-11-23", 8]])
+    );
+    let jobs = s.query("select count(*), count(distinct job_id) from raw._load_jobs");
+    assert_eq!(jobs[0], serde_json::json!([4, 4]));
+    let runs = s.query("select outcome, partitions_loaded from raw._load_runs order by started_at");
+    assert_eq!(runs, serde_json::json!([["complete", 2], ["complete", 0], ["complete", 1], ["complete", 1]]));
     // The lake's dt=/hour= folder names are not columns.
     let folders = s.query(
         "select count(*) from information_schema.columns where table_name = 'events' and column_name in ('dt', 'hour')",
     );
     assert_eq!(folders[0][0], 0);
+}
+
+#[tokio::test]
+async fn a_late_file_for_a_day_weeks_old_is_loaded_by_the_next_run_without_any_window() {
+    let Some(s) = setup() else { return };
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &events("2026-11-24T10:00:00Z", 4)).await;
+    s.load_ok(&[]);
+    // A phone that was offline for three weeks finally sends its queue.
+    put(s.lake.as_ref(), "2026-11-03T19:00:00Z", "spool-7", &events("2026-11-03T19:00:00Z", 3)).await;
+    let late = s.load_ok(&[]);
+    assert!(late.starts_with("loader: 1 partitions loaded, 1 skipped"), "{late}");
+    assert_eq!(s.count_by_hour(), hours(&[("03 19", 3), ("24 10", 4)]));
+}
+
+#[tokio::test]
+async fn a_backfill_larger_than_the_budget_loads_what_fits_newest_first_and_the_next_run_continues() {
+    let Some(s) = setup() else { return };
+    for day in 1..=5 {
+        let hour = format!("2019-10-{day:02}T08:00:00Z");
+        put(s.lake.as_ref(), &hour, "rees46", &events(&hour, day)).await;
+    }
+    let plan = s.plan(&["--daily-job-budget", "2"]);
+    assert_eq!(plan["budget"], serde_json::json!({"daily_jobs": 2, "used_last_24h": 0, "available": 2}));
+    assert_eq!(plan["this_run"]["jobs"], 2);
+    assert_eq!(
+        plan["totals"],
+        serde_json::json!({"jobs": 5, "partitions": 5, "hours": 5, "files": 5, "bytes": plan["totals"]["bytes"]})
+    );
+    assert_eq!(plan["runs_needed"], 3);
+    assert_eq!(plan["deferred"].as_array().unwrap().len(), 3);
+
+    let output = s.load(&["--daily-job-budget", "2"]);
+    assert!(output.status.success(), "a budget stop is not a failure");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stdout.starts_with("loader: 2 partitions loaded, 0 skipped, 3 deferred, 9 rows"), "{stdout}");
+    assert!(stderr.contains("3 of 5 changed partitions are left for the next run"), "{stderr}");
+    assert_eq!(s.count_by_hour(), hours(&[("04 08", 4), ("05 08", 5)]), "newest days first");
+
+    // The two jobs of the last 24 hours still count: a second run with the same budget waits.
+    let waiting = s.load_ok(&["--daily-job-budget", "2"]);
+    assert!(waiting.starts_with("loader: 0 partitions loaded, 2 skipped, 3 deferred"), "{waiting}");
+    // With room for two more, the next run continues where the first stopped.
+    let next = s.load_ok(&["--daily-job-budget", "4"]);
+    assert!(next.starts_with("loader: 2 partitions loaded, 2 skipped, 1 deferred"), "{next}");
+    let rest = s.load_ok(&[]);
+    assert!(rest.starts_with("loader: 1 partitions loaded, 4 skipped, 0 deferred, 1 rows"), "{rest}");
+    assert_eq!(s.count_by_hour().len(), 5);
+    let runs =
+        s.query("select outcome, partitions_loaded, partitions_deferred from raw._load_runs order by started_at");
+    assert_eq!(
+        runs,
+        serde_json::json!([
+            ["budget_exhausted", 2, 3],
+            ["budget_exhausted", 0, 3],
+            ["budget_exhausted", 2, 1],
+            ["complete", 1, 0]
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_and_does_not_create_the_warehouse() {
+    let Some(s) = setup() else { return };
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &events("2026-11-24T10:00:00Z", 3)).await;
+    let plan = s.plan(&[]);
+    assert_eq!(plan["jobs"][0]["reason"], "new");
+    assert_eq!(plan["runs_needed"], 1);
+    assert_eq!(plan["budget"]["daily_jobs"], serde_json::Value::Null, "no budget by default for DuckDB");
+    assert!(!s.database.exists(), "a dry run created the database file");
+    s.load_ok(&[]);
+    let plan = s.plan(&[]);
+    assert!(plan["jobs"].as_array().unwrap().is_empty());
+    assert_eq!(plan["up_to_date"], 1);
+}
+
+#[tokio::test]
+async fn inputs_a_killed_compaction_left_beside_its_day_file_are_not_loaded_twice() {
+    let Some(s) = setup() else { return };
+    let day_events = events("2026-11-24T10:00:00Z", 6);
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &day_events[..3]).await;
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-2", &day_events[3..]).await;
+    let day: chrono::NaiveDate = "2026-11-24".parse().unwrap();
+    batcher::compact::compact_day(s.lake.as_ref(), day, batcher::compact::CompactSettings::default()).await.unwrap();
+    // The inputs come back, as if the run had been killed before deleting them.
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &day_events[..3]).await;
+    put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-2", &day_events[3..]).await;
+    let plan = s.plan(&[]);
+    assert_eq!(plan["jobs"][0]["files"], 1);
+    assert_eq!(plan["jobs"][0]["superseded_files"], 2);
+    assert_eq!(
+        plan["jobs"][0]["hours"],
+        serde_json::json!(["2026-11-24T10"]),
+        "the day file's hours, from its manifest"
+    );
+    s.load_ok(&[]);
+    let rows = s.query("select count(*), count(distinct event_id) from raw.events");
+    assert_eq!(rows[0], serde_json::json!([6, 6]));
 }
 
 #[tokio::test]
@@ -160,7 +289,7 @@ async fn a_file_with_a_new_column_adds_it_to_the_table() {
 }
 
 #[tokio::test]
-async fn a_corrupt_file_fails_naming_the_hour_and_leaves_the_table_as_it_was() {
+async fn a_corrupt_file_fails_naming_the_day_and_leaves_the_table_as_it_was() {
     let Some(s) = setup() else { return };
     put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-1", &events("2026-11-24T10:00:00Z", 7)).await;
     s.load_ok(&[]);
@@ -173,9 +302,9 @@ async fn a_corrupt_file_fails_naming_the_hour_and_leaves_the_table_as_it_was() {
     let output = s.load(&[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("loading hour 2026-11-24T10"), "{stderr}");
+    assert!(stderr.contains("loading 2026-11-24 into duckdb"), "{stderr}");
     assert!(stderr.contains("spool-3.parquet"), "the error names the file: {stderr}");
-    assert_eq!(s.count_by_hour(), [("10".to_owned(), 7)], "the failed load changed the table");
+    assert_eq!(s.count_by_hour(), hours(&[("24 10", 7)]), "the failed load changed the table");
 }
 
 #[test]
