@@ -574,10 +574,22 @@ impl Warehouse for BigQueryWarehouse {
 
     async fn state(&mut self) -> Result<WarehouseState, WarehouseError> {
         let c = self.config.clone();
+        let mut state = WarehouseState::default();
+        match self.client.table().get(&c.project, &c.dataset, &c.table, None).await {
+            Ok(table) => {
+                let table = serde_json::to_value(&table).unwrap_or_default();
+                state.partition_expiration_days = table["timePartitioning"]["expirationMs"]
+                    .as_str()
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .and_then(|ms| u32::try_from(ms / 86_400_000).ok());
+            }
+            Err(error) if is_not_found(&error) => return Ok(state),
+            Err(error) => return Err(from_bq("events table", &error)),
+        }
         for table in [PARTITION_LOADS_TABLE, LOAD_JOBS_TABLE] {
             match self.client.table().get(&c.project, &c.dataset, table, None).await {
                 Ok(_) => {}
-                Err(error) if is_not_found(&error) => return Ok(WarehouseState::default()),
+                Err(error) if is_not_found(&error) => return Ok(state),
                 Err(error) => return Err(from_bq(table, &error)),
             }
         }
@@ -589,7 +601,6 @@ impl Warehouse for BigQueryWarehouse {
                 self.table_ref(PARTITION_LOADS_TABLE)
             ))
             .await?;
-        let mut state = WarehouseState::default();
         for row in rows {
             let (Some(day), Some(file_set)) = (cell_str(&row, 0), cell_str(&row, 1)) else { continue };
             let Ok(day) = NaiveDate::parse_from_str(day, "%Y-%m-%d") else { continue };

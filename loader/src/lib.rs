@@ -82,6 +82,8 @@ pub struct WarehouseState {
     pub partitions: HashMap<NaiveDate, LoadedPartition>,
     /// Jobs submitted on the table in the last 24 hours (failed ones included).
     pub jobs_last_24h: u64,
+    /// The table's own partition expiration, when it has one (BigQuery).
+    pub partition_expiration_days: Option<u32>,
 }
 
 /// One partition to replace.

@@ -52,6 +52,28 @@ enum WarehouseKind {
 enum Command {
     /// Load every new or changed day (or a forced range) into the warehouse.
     Load(LoadArgs),
+    /// Print the BigQuery definition of the raw events table the loader writes (schema, DAY
+    /// partitioning, clustering) as JSON, e.g. to compare with Terraform or `bq show`.
+    TableDefinition(TableArgs),
+}
+
+#[derive(Debug, Args)]
+struct TableArgs {
+    /// Project of the table.
+    #[arg(long, env = "CLICKSTREAM_BIGQUERY_PROJECT", default_value = "PROJECT_ID")]
+    bigquery_project: String,
+
+    /// Dataset of the table.
+    #[arg(long, env = "CLICKSTREAM_BIGQUERY_DATASET", default_value = "clickstream_raw")]
+    bigquery_dataset: String,
+
+    /// The table.
+    #[arg(long, env = "CLICKSTREAM_BIGQUERY_TABLE", default_value = "events")]
+    bigquery_table: String,
+
+    /// Partition expiration in days (unset: none).
+    #[arg(long, env = "CLICKSTREAM_PARTITION_EXPIRATION_DAYS")]
+    partition_expiration_days: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -92,9 +114,9 @@ struct LoadArgs {
     #[arg(long, env = "BIGQUERY_EMULATOR_HOST")]
     bigquery_endpoint: Option<String>,
 
-    /// Days older than this are expired in the warehouse (the table's partition expiration,
-    /// which Terraform sets): they are not loaded, and a table the loader creates gets it.
-    /// Unset keeps every day.
+    /// Days older than this are expired in the warehouse: they are not loaded, and a table the
+    /// loader creates gets this partition expiration. Unset: the BigQuery table's own
+    /// expiration (which Terraform sets), or none.
     #[arg(long, env = "CLICKSTREAM_PARTITION_EXPIRATION_DAYS")]
     partition_expiration_days: Option<u32>,
 
@@ -369,6 +391,25 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Load(args) => runtime.block_on(load(args)),
+        Command::TableDefinition(args) => {
+            let config = BigQueryConfig {
+                project: args.bigquery_project,
+                dataset: args.bigquery_dataset,
+                table: args.bigquery_table,
+                location: None,
+                endpoint: None,
+                gcs_lake: None,
+                replace: ReplaceStrategy::PartitionDecorator,
+                partition_expiration_days: args.partition_expiration_days,
+                request_timeout: Duration::from_secs(60),
+            };
+            serde_json::to_string_pretty(&loader::bigquery::table_definition(&config))
+                .map(|json| {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(code) => code,

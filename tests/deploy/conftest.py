@@ -28,7 +28,7 @@ SUBSCRIPTION = "clickstream-events-batcher"
 DEAD_LETTER_SUBSCRIPTION = "clickstream-events-dead-letter-audit"
 RAW_DATASET = "clickstream_raw"
 EVENTS_TABLE = "events"
-PARTITION_TYPE = "HOUR"
+PARTITION_TYPE = "DAY"
 PARTITION_FIELD = "event_time"
 CLUSTERING = ["event_type", "category_code", "product_id"]
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import (
     CLUSTERING,
+    binary_path,
     DEAD_LETTER_SUBSCRIPTION,
     DEAD_LETTER_TOPIC,
     ENV_ROOT,
@@ -90,6 +92,55 @@ def test_events_table_partitioning_and_clustering():
     assert partitioning["field"] == "${var.partition_field}"
     assert table["clustering"] == "${var.clustering_fields}"
     assert table["require_partition_filter"] == "${var.require_partition_filter}"
+
+
+def _loader_table_definition() -> dict:
+    path = binary_path("clickstream-loader")
+    help_text("clickstream-loader")  # fails with what to build when the binary is missing
+    proc = subprocess.run([str(path), "table-definition"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_loader_writes_the_table_terraform_creates():
+    """The loader's own definition of the raw table (what it creates, and what its DAY load jobs
+    need) is the one Terraform provisions: partitioning, clustering, the contract's schema."""
+    loader = _loader_table_definition()
+    bq = env_root_modules()["bigquery"]
+    assert loader["timePartitioning"] == {"type": bq["partition_type"], "field": bq["partition_field"]}
+    assert loader["clustering"]["fields"] == bq["clustering_fields"]
+    assert loader["schema"]["fields"] == json.loads(SCHEMA_FILE.read_text())
+    assert "expirationMs" not in loader["timePartitioning"], "no retention unless configured"
+
+
+def test_ten_years_of_day_partitions_stay_under_bigquerys_cap():
+    variables = _variables(MODULES / "bigquery" / "variables.tf")
+    assert variables["partition_type"]["default"] == "DAY"
+    # 10,000 partitions per table: days last 27 years; hours would last 416 days.
+    assert 10 * 366 < 10_000 < 417 * 24
+
+
+def test_retention_is_optional_off_by_default_and_wired_to_the_table():
+    env = _variables(ENV_ROOT / "variables.tf")
+    assert env["bigquery_partition_expiration_days"]["default"] is None
+    assert env_root_modules()["bigquery"]["partition_expiration_days"] == "${var.bigquery_partition_expiration_days}"
+    module = _variables(MODULES / "bigquery" / "variables.tf")
+    assert module["partition_expiration_days"]["default"] is None
+    table = resources(load_hcl(MODULES / "bigquery" / "main.tf"))[("google_bigquery_table", "events")]
+    assert "var.partition_expiration_days" in table["time_partitioning"][0]["expiration_ms"]
+    expiring = subprocess.run(
+        [str(binary_path("clickstream-loader")), "table-definition", "--partition-expiration-days", "1095"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert json.loads(expiring.stdout)["timePartitioning"]["expirationMs"] == str(1095 * 86_400_000)
+
+
+def test_the_loader_job_runs_within_a_daily_job_budget_below_bigquerys_cap():
+    env = _variables(ENV_ROOT / "variables.tf")
+    budget = env["loader_daily_job_budget"]["default"]
+    assert budget == 1000 and budget < 1500
+    assert terraform_jobs()["loader"]["env"]["CLICKSTREAM_LOADER_DAILY_JOB_BUDGET"] == "${tostring(var.loader_daily_job_budget)}"
+    assert "1000" in help_text("clickstream-loader", "load"), "the loader's own BigQuery default is the same"
 
 
 def test_environment_dataset_and_table_names():

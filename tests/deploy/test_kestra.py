@@ -150,22 +150,43 @@ def test_schedules():
     assert hourly["concurrency"]["behavior"] == "QUEUE", "two hourly runs must never overlap, later ones wait"
 
 
-def test_nightly_dbt_is_a_full_refresh_build():
+def _dbt_commands(flow: dict) -> list[str]:
+    return [" ".join(t["commands"]) for t in _all_tasks(flow) if t["type"] == "io.kestra.plugin.dbt.cli.DbtCLI"]
+
+
+def _selectors() -> set[str]:
+    doc = yaml.safe_load((KESTRA.parent / "dbt" / "selectors.yml").read_text())
+    return {s["name"] for s in doc["selectors"]}
+
+
+def test_the_hourly_flow_loads_without_a_window_and_builds_the_hourly_dbt_models_after_the_load():
+    flow = _flow(FLOWS / "hourly-batch-load.yml")
+    order = [t["id"] for t in flow["tasks"]]
+    assert order == ["batch", "compact", "load", "dbt"], order
+    text = (FLOWS / "hourly-batch-load.yml").read_text()
+    for window in ("--from", "--to", "--hour=", "dateAdd"):
+        assert window not in text, f"the hourly flow still passes a fixed window ({window}): late data would be missed"
+    (dbt,) = _dbt_commands(flow)
+    assert "dbt build" in dbt and "--target bigquery" in dbt and "--selector hourly" in dbt
+    assert "--full-refresh" not in dbt
+    assert "hourly" in _selectors()
+
+
+def test_the_nightly_flow_builds_what_needs_the_history_and_full_refresh_is_on_demand():
     flow = _flow(FLOWS / "dbt-nightly-rebuild.yml")
-    (dbt,) = [t for t in _all_tasks(flow) if t["type"] == "io.kestra.plugin.dbt.cli.DbtCLI"]
-    commands = " ".join(dbt["commands"])
-    assert "dbt build" in commands and "--target bigquery" in commands and "--full-refresh" in commands
-    assert flow["triggers"][0]["inputs"]["full_refresh"] is True
+    (dbt,) = _dbt_commands(flow)
+    assert "dbt build" in dbt and "--target bigquery" in dbt
+    assert "--selector nightly" in dbt and "--full-refresh" in dbt, "nightly selector, full refresh behind the input"
+    assert flow["triggers"][0]["inputs"]["full_refresh"] is False, "the schedule must not full-refresh every night"
+    assert "nightly" in _selectors()
 
 
-def test_backfill_dbt_uses_the_project_vars():
+def test_the_backfill_loads_changed_days_and_rebuilds_them_from_the_load_record():
     flow = _flow(FLOWS / "backfill-range.yml")
-    (dbt,) = [t for t in _all_tasks(flow) if t["type"] == "io.kestra.plugin.dbt.cli.DbtCLI"]
-    commands = " ".join(dbt["commands"])
-    project = yaml.safe_load((KESTRA.parent / "dbt" / "dbt_project.yml").read_text())
-    for var in ("run_date", "late_data_lookback_days"):
-        assert var in project["vars"], f"dbt_project.yml no longer defines var {var}"
-        assert var in commands, f"backfill dbt build does not set {var}"
+    (dbt,) = _dbt_commands(flow)
+    assert "--selector hourly" in dbt, dbt
+    text = (FLOWS / "backfill-range.yml").read_text()
+    assert "{% if inputs.reload %},--from=" in text, "a forced reload only when asked"
 
 
 # --- Command lines -----------------------------------------------------------------------

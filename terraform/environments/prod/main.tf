@@ -147,20 +147,23 @@ module "imports_bucket" {
 module "bigquery" {
   source = "../../modules/bigquery"
 
-  project_id               = var.project_id
-  location                 = var.bigquery_location
-  raw_dataset_id           = var.bigquery_raw_dataset_id
-  staging_dataset_id       = var.bigquery_staging_dataset_id
-  marts_dataset_id         = var.bigquery_marts_dataset_id
-  events_table_id          = var.bigquery_events_table_id
-  events_schema_json       = local.events_schema_json
-  partition_type           = "HOUR"
-  partition_field          = "event_time"
-  clustering_fields        = ["event_type", "category_code", "product_id"]
-  require_partition_filter = var.bigquery_require_partition_filter
-  deletion_protection      = var.deletion_protection
-  kms_key_name             = var.kms_key_name
-  labels                   = var.labels
+  project_id         = var.project_id
+  location           = var.bigquery_location
+  raw_dataset_id     = var.bigquery_raw_dataset_id
+  staging_dataset_id = var.bigquery_staging_dataset_id
+  marts_dataset_id   = var.bigquery_marts_dataset_id
+  events_table_id    = var.bigquery_events_table_id
+  events_schema_json = local.events_schema_json
+  # DAY: ten years are 3,653 partitions at any volume (BigQuery allows 10,000 per table);
+  # the loader writes one day per job and reads the expiration back from the table.
+  partition_type            = "DAY"
+  partition_field           = "event_time"
+  clustering_fields         = ["event_type", "category_code", "product_id"]
+  partition_expiration_days = var.bigquery_partition_expiration_days
+  require_partition_filter  = var.bigquery_require_partition_filter
+  deletion_protection       = var.deletion_protection
+  kms_key_name              = var.kms_key_name
+  labels                    = var.labels
 
   dataset_iam_members = concat(
     [
@@ -248,7 +251,7 @@ module "jobs" {
       memory          = var.batcher_memory
     }
 
-    # Rewrites closed hours' small files into few large ones.
+    # Merges the small files of every closed day into one file (a busy day: one per hour).
     compactor = {
       name                  = "clickstream-compactor"
       image                 = local.images.batcher
@@ -258,6 +261,7 @@ module "jobs" {
         "compact",
         "--lake=${local.lake_url}",
         "--closed-before-hours=2",
+        "--day-file-max-bytes=${var.compactor_day_file_max_bytes}",
         "--log-format=json",
       ]
       timeout_seconds = 3600
@@ -265,7 +269,8 @@ module "jobs" {
       memory          = var.batcher_memory
     }
 
-    # Loads lake hours into the hourly partitions of clickstream_raw.events.
+    # Loads every changed lake day into its day partition of clickstream_raw.events, within the
+    # daily job budget (what does not fit is loaded by the next run).
     loader = {
       name                  = "clickstream-loader"
       image                 = local.images.loader
@@ -278,10 +283,11 @@ module "jobs" {
         "--log-format=json",
       ]
       env = {
-        CLICKSTREAM_WAREHOUSE         = "bigquery"
-        CLICKSTREAM_BIGQUERY_PROJECT  = var.project_id
-        CLICKSTREAM_BIGQUERY_DATASET  = module.bigquery.raw_dataset_id
-        CLICKSTREAM_BIGQUERY_LOCATION = var.bigquery_location
+        CLICKSTREAM_WAREHOUSE               = "bigquery"
+        CLICKSTREAM_BIGQUERY_PROJECT        = var.project_id
+        CLICKSTREAM_BIGQUERY_DATASET        = module.bigquery.raw_dataset_id
+        CLICKSTREAM_BIGQUERY_LOCATION       = var.bigquery_location
+        CLICKSTREAM_LOADER_DAILY_JOB_BUDGET = tostring(var.loader_daily_job_budget)
       }
       timeout_seconds = 3600
       cpu             = "1"

@@ -281,6 +281,29 @@ variable "bigquery_events_table_id" {
   default     = "events"
 }
 
+variable "bigquery_partition_expiration_days" {
+  type        = number
+  description = "Retention of the raw events table: delete day partitions older than this many days (for example 1095 for three years); null keeps every day. The lake keeps the Parquet, so a reload can bring a day back within the lake's own lifecycle."
+  default     = null
+}
+
+variable "loader_daily_job_budget" {
+  type        = number
+  description = "Load jobs the loader may submit on the raw table per 24 hours, retries and failures included. BigQuery caps a table's modifications at 1,500 a day (fixed); hourly operation uses about 30-60, and a backfill beyond the budget continues in the next runs."
+  default     = 1000
+
+  validation {
+    condition     = var.loader_daily_job_budget >= 1 && var.loader_daily_job_budget <= 1400
+    error_message = "loader_daily_job_budget must be between 1 and 1400 (BigQuery allows 1,500 table modifications a day, failed jobs included)."
+  }
+}
+
+variable "compactor_day_file_max_bytes" {
+  type        = number
+  description = "A closed day whose lake files add up to at most this many bytes is merged into one file; busier days keep one file per hour. The compactor holds the day in memory (a few times this size): keep it well under batcher_memory."
+  default     = 134217728
+}
+
 variable "bigquery_require_partition_filter" {
   type        = bool
   description = "Require a partition filter on queries of the raw events table. Off: dbt filters anyway and analysts should not be blocked; turn on to guard against accidental full scans."

@@ -39,8 +39,13 @@ variable "events_schema_json" {
 
 variable "partition_type" {
   type        = string
-  description = "Time-partitioning granularity of the events table; the loader replaces one HOUR partition per lake hour."
-  default     = "HOUR"
+  description = "Time-partitioning granularity of the events table. The loader replaces one DAY partition per changed lake day and refuses a table partitioned otherwise; ten years of days are 3,653 partitions, under BigQuery's 10,000 per table."
+  default     = "DAY"
+
+  validation {
+    condition     = var.partition_type == "DAY"
+    error_message = "clickstream-loader writes DAY partitions (HOUR partitions run out of BigQuery's 10,000 per table after 416 days); see docs/deploy.md to migrate an HOUR-partitioned table."
+  }
 }
 
 variable "partition_field" {
@@ -63,8 +68,13 @@ variable "require_partition_filter" {
 
 variable "partition_expiration_days" {
   type        = number
-  description = "Delete event partitions older than this many days; null keeps them forever (the lake keeps the Parquet either way)."
+  description = "Delete event partitions (days) older than this many days; null keeps them forever. The lake keeps the Parquet either way, and the loader does not reload expired days (it reads the expiration from the table)."
   default     = null
+
+  validation {
+    condition     = var.partition_expiration_days == null ? true : var.partition_expiration_days >= 1
+    error_message = "partition_expiration_days must be at least 1, or null to keep every partition."
+  }
 }
 
 variable "deletion_protection" {
