@@ -317,3 +317,17 @@ fn a_gs_lake_with_duckdb_is_refused_with_what_to_do() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("use --warehouse bigquery"), "{stderr}");
 }
+
+#[tokio::test]
+async fn days_older_than_the_partition_expiration_are_not_loaded() {
+    let Some(s) = setup() else { return };
+    let recent = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%dT10:00:00Z").to_string();
+    let old = (chrono::Utc::now() - chrono::Duration::days(40)).format("%Y-%m-%dT10:00:00Z").to_string();
+    put(s.lake.as_ref(), &recent, "spool-1", &events(&recent, 3)).await;
+    put(s.lake.as_ref(), &old, "spool-1", &events(&old, 2)).await;
+    let plan = s.plan(&["--partition-expiration-days", "30"]);
+    assert_eq!(plan["expired"], 1, "{plan:#}");
+    assert_eq!(plan["jobs"].as_array().unwrap().len(), 1);
+    let loaded = s.load_ok(&["--partition-expiration-days", "30"]);
+    assert!(loaded.starts_with("loader: 1 partitions loaded, 0 skipped, 0 deferred, 3 rows"), "{loaded}");
+}
