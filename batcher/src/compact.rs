@@ -131,7 +131,7 @@ async fn merge_into(
         let data = lake.get(path).await?;
         let read = tokio::task::spawn_blocking(move || read_batches(data))
             .await
-            .map_err(|e| LakeError::Remote(e.to_string()))?
+            .map_err(LakeError::internal)?
             .map_err(|source| CompactError::Parquet { path: path.clone(), source })?;
         batches.extend(read);
         match hour_of_path(path) {
@@ -148,7 +148,7 @@ async fn merge_into(
         Ok::<_, ParquetError>((write_batches(&[merged], settings)?, rows, duplicates))
     })
     .await
-    .map_err(|e| LakeError::Remote(e.to_string()))?
+    .map_err(LakeError::internal)?
     .map_err(|source| CompactError::Parquet { path: file.clone(), source })?;
     manifest.bytes = data.len() as u64;
     manifest.rows = rows as u64;
@@ -174,7 +174,7 @@ async fn day_file_hours(lake: &dyn Lake, path: &str) -> Result<Vec<String>, Lake
     let Some(folder) = path.rsplit_once('/').map(|(folder, _)| folder) else { return Ok(Vec::new()) };
     match lake.get(&format!("{folder}/{MANIFEST}")).await {
         Ok(bytes) => Ok(serde_json::from_slice::<Manifest>(&bytes).map(|m| m.hours).unwrap_or_default()),
-        Err(LakeError::NotFound(_)) => Ok(Vec::new()),
+        Err(LakeError::NotFound { .. }) => Ok(Vec::new()),
         Err(error) => Err(error),
     }
 }
@@ -323,7 +323,7 @@ pub async fn superseded_inputs(lake: &dyn Lake, objects: &[ObjectMeta]) -> Resul
         }
         let manifest = match lake.get(&format!("{folder}/{MANIFEST}")).await {
             Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).ok(),
-            Err(LakeError::NotFound(_)) => None,
+            Err(LakeError::NotFound { .. }) => None,
             Err(error) => return Err(error),
         };
         if let Some(manifest) = manifest.filter(|m| present.contains(m.file.as_str())) {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use event_model::columns::StoredRow;
 use event_model::{Event, FailedEvent};
 
-use crate::lake::{Lake, LakeError, hour_prefix};
+use crate::lake::{ErrorKind, Lake, LakeError, hour_prefix};
 use crate::parquet_io::{HourlyParquetWriter, ParquetError, ParquetSettings};
 
 /// What a run did, printed as its one-line summary.
@@ -53,6 +53,7 @@ impl Summary {
 }
 
 /// Why a flush could not be written; the source must not be acknowledged.
+/// [`kind`](Self::kind) says whether the same flush may succeed later.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Encoding failed.
@@ -61,6 +62,35 @@ pub enum WriteError {
     /// Storing failed.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// The dead-letter sink did not take the undecodable messages.
+    #[error("publishing {count} dead letters failed")]
+    DeadLetter {
+        /// Dead letters in the flush.
+        count: usize,
+        /// The sink's error.
+        #[source]
+        source: queue::SinkError,
+    },
+    /// The encoding task panicked or was cancelled.
+    #[error("the Parquet encoder task failed")]
+    Encoder(#[source] tokio::task::JoinError),
+}
+
+impl WriteError {
+    /// What a caller can do about it: a transient failure may be retried (the source nacked,
+    /// the job re-run); a permanent one will fail the same way again.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WriteError::Lake(error) => error.kind(),
+            WriteError::DeadLetter { source, .. } if source.is_retryable() => ErrorKind::Transient,
+            WriteError::Parquet(_) | WriteError::DeadLetter { .. } | WriteError::Encoder(_) => ErrorKind::Permanent,
+        }
+    }
+
+    /// True when the same flush may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
 }
 
 /// Writes flushes to the lake.
@@ -136,7 +166,7 @@ impl LakeWriter {
             Ok::<_, ParquetError>((files, duplicates, failed))
         })
         .await
-        .map_err(|e| LakeError::Remote(format!("encoder task: {e}")))??;
+        .map_err(WriteError::Encoder)??;
         summary.duplicates = duplicates as u64;
         for file in files {
             summary.bytes += file.data.len() as u64;
@@ -147,7 +177,9 @@ impl LakeWriter {
         if !failed.is_empty()
             && let Some(sink) = &self.dead_letters
         {
-            sink.publish(&[], &failed).await.map_err(|e| LakeError::Remote(format!("dead-letter publish: {e}")))?;
+            sink.publish(&[], &failed)
+                .await
+                .map_err(|source| WriteError::DeadLetter { count: failed.len(), source })?;
             summary.dead_lettered = failed.len() as u64;
         } else if !failed.is_empty() {
             let mut lines = Vec::new();
