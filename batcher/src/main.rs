@@ -281,8 +281,43 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("clickstream-batcher: {error:#}");
-            ExitCode::FAILURE
+            let kind = error_kind(&error);
+            eprintln!("clickstream-batcher: {error:#} ({kind})");
+            match kind {
+                lake::ErrorKind::Transient => ExitCode::from(EXIT_TRY_AGAIN),
+                lake::ErrorKind::NotFound | lake::ErrorKind::Permanent => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// The exit status of a run that failed transiently (a timeout, an unavailable store or queue):
+/// `EX_TEMPFAIL` of sysexits.h, "try again later". A scheduler may re-run the job; nothing was
+/// acknowledged that was not durable.
+const EXIT_TRY_AGAIN: u8 = 75;
+
+/// The kind of the first error in the chain that has one; permanent when none does.
+fn error_kind(error: &anyhow::Error) -> lake::ErrorKind {
+    for cause in error.chain() {
+        let kind = if let Some(error) = cause.downcast_ref::<lake::LakeError>() {
+            error.kind()
+        } else if let Some(error) = cause.downcast_ref::<batcher::writer::WriteError>() {
+            error.kind()
+        } else if let Some(error) = cause.downcast_ref::<spool_source::DrainError>() {
+            error.kind()
+        } else if let Some(error) = cause.downcast_ref::<pubsub_source::PubSubDrainError>() {
+            error.kind()
+        } else if let Some(error) = cause.downcast_ref::<batcher::compact::CompactError>() {
+            match error {
+                batcher::compact::CompactError::Lake(error) => error.kind(),
+                _ => lake::ErrorKind::Permanent,
+            }
+        } else if let Some(error) = cause.downcast_ref::<queue::SinkError>() {
+            if error.is_retryable() { lake::ErrorKind::Transient } else { lake::ErrorKind::Permanent }
+        } else {
+            continue;
+        };
+        return kind;
+    }
+    lake::ErrorKind::Permanent
 }

@@ -14,6 +14,7 @@ use google_cloud_pubsub::client::Subscriber;
 use google_cloud_pubsub::subscriber::handler::Handler;
 use queue::pubsub::PubSubConfig;
 
+use crate::lake::ErrorKind;
 use crate::spool_source::RunBounds;
 use crate::writer::{LakeWriter, Summary, WriteError};
 
@@ -34,15 +35,57 @@ pub struct PubSubSourceConfig {
     pub max_lease: Duration,
 }
 
-/// Why draining the subscription stopped early.
+/// Why draining the subscription stopped early. [`kind`](Self::kind) says whether a later run
+/// may succeed; unacked messages are redelivered to it either way.
 #[derive(Debug, thiserror::Error)]
 pub enum PubSubDrainError {
-    /// The subscription could not be read.
-    #[error("pub/sub: {0}")]
-    PubSub(String),
+    /// The subscriber client could not be built.
+    #[error("cannot connect to Pub/Sub")]
+    Connect(#[source] google_cloud_gax::client_builder::Error),
+    /// The subscription's stream failed with an error the client library did not retry.
+    #[error("pulling from {subscription} failed")]
+    Pull {
+        /// The subscription path.
+        subscription: String,
+        /// The client library's error.
+        #[source]
+        source: google_cloud_pubsub::Error,
+    },
     /// A flush could not be written; its messages were not acked and will be redelivered.
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+impl PubSubDrainError {
+    /// What a caller can do about it: transient means a later run may succeed.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PubSubDrainError::Connect(error) if error.is_transport() => ErrorKind::Transient,
+            PubSubDrainError::Connect(_) => ErrorKind::Permanent,
+            PubSubDrainError::Pull { source, .. } => pull_error_kind(source),
+            PubSubDrainError::Write(error) => error.kind(),
+        }
+    }
+
+    /// True when a later run may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+}
+
+/// The kind of a streaming-pull error, as the client library's own stream policy classifies
+/// what it resumes: transport and I/O failures, and the gRPC codes that mean "try again".
+fn pull_error_kind(error: &google_cloud_pubsub::Error) -> ErrorKind {
+    use google_cloud_gax::error::rpc::Code;
+    if error.is_transport() || error.is_io() || error.is_timeout() || error.is_transient_and_before_rpc() {
+        return ErrorKind::Transient;
+    }
+    match error.status().map(|s| s.code) {
+        Some(Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Internal | Code::Unavailable) => {
+            ErrorKind::Transient
+        }
+        _ => ErrorKind::Permanent,
+    }
 }
 
 /// Drains the subscription within `bounds`: stops after `idle_exit` without messages (a batch
@@ -59,9 +102,10 @@ pub async fn drain(
             .with_endpoint(endpoint)
             .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
     }
-    let subscriber = builder.build().await.map_err(|e| PubSubDrainError::PubSub(e.to_string()))?;
+    let subscriber = builder.build().await.map_err(PubSubDrainError::Connect)?;
+    let subscription = config.pubsub.subscription_path(&config.subscription);
     let mut stream = subscriber
-        .subscribe(config.pubsub.subscription_path(&config.subscription))
+        .subscribe(subscription.clone())
         .set_max_outstanding_messages(config.flush_events as i64)
         .set_max_outstanding_bytes(config.flush_bytes as i64)
         .set_max_lease(config.max_lease)
@@ -95,7 +139,7 @@ pub async fn drain(
             }
             Ok(Some(Err(error))) => {
                 flush(writer, &mut held, &mut summary).await?;
-                return Err(PubSubDrainError::PubSub(error.to_string()));
+                return Err(PubSubDrainError::Pull { subscription, source: error });
             }
             Ok(None) => break,
             Err(_) => {}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use event_model::FailedEvent;
 use queue::spool::{EVENTS_STREAM, FAILED_STREAM, SpoolReader, stream_dir};
 
-use crate::lake::LakeError;
+use crate::lake::{ErrorKind, LakeError};
 use crate::writer::{LakeWriter, Summary, WriteError, undecodable};
 
 /// When a drain stops.
@@ -43,6 +43,22 @@ pub enum DrainError {
     /// A flush could not be written; its segment stays in the spool.
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+impl DrainError {
+    /// What a caller can do about it: after a transient failure the same drain may succeed
+    /// (the segment that failed stays in the spool and is taken again).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DrainError::Spool(error) => ErrorKind::of_io(error.kind()),
+            DrainError::Write(error) => error.kind(),
+        }
+    }
+
+    /// True when the same drain may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
 }
 
 impl From<LakeError> for DrainError {
