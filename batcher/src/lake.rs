@@ -752,8 +752,9 @@ impl GcsLake {
         }
     }
 
-    /// Sends one JSON-API request and checks its status: 404 becomes [`LakeError::NotFound`],
-    /// other error statuses [`LakeError::Status`] with the store's answer as the source.
+    /// Sends one JSON-API request and checks its status: on a get or delete, 404 becomes
+    /// [`LakeError::NotFound`]; other error statuses (a listing's 404 too: the bucket is
+    /// missing) [`LakeError::Status`] with the store's answer as the source.
     async fn send(
         &self,
         operation: Operation,
@@ -769,16 +770,21 @@ impl GcsLake {
         if status.is_success() {
             return Ok(response);
         }
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let object_call = matches!(operation, Operation::Get | Operation::Delete);
+        if status == reqwest::StatusCode::NOT_FOUND && object_call {
             return Err(LakeError::NotFound { operation, location: location.to_owned() });
         }
         let body = response.bytes().await.unwrap_or_default();
         let answer = ServiceAnswer::parse(status.as_u16(), &body);
+        let kind = match ErrorKind::of_http_status(status.as_u16()) {
+            ErrorKind::NotFound => ErrorKind::Permanent,
+            kind => kind,
+        };
         Err(LakeError::Status {
             operation,
             location: location.to_owned(),
             status: status.as_u16(),
-            kind: ErrorKind::of_http_status(status.as_u16()),
+            kind,
             source: answer.into(),
         })
     }

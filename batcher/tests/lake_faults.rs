@@ -232,6 +232,20 @@ async fn a_missing_object_is_not_found_at_once() {
 }
 
 #[tokio::test]
+async fn a_missing_bucket_is_a_permanent_error_not_a_missing_object() {
+    bounded(async {
+        let Some(gcs) = faulty(vec![]).await else { return };
+        let lake = GcsLake::connect_with("no-such-bucket", "", Some(gcs.proxy.url()), fast()).await.unwrap();
+        let listing = lake.list("events/").await.unwrap_err();
+        assert_eq!((listing.kind(), listing.http_status()), (ErrorKind::Permanent, Some(404)), "{listing:?}");
+        let upload = lake.put("events/a.parquet", Bytes::from_static(b"x")).await.unwrap_err();
+        assert_eq!((upload.kind(), upload.http_status()), (ErrorKind::Permanent, Some(404)), "{upload:?}");
+        assert_eq!(gcs.proxy.counters().requests, 2, "neither was retried");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn it_gives_up_after_its_attempts_with_a_transient_error() {
     bounded(async {
         let Some(gcs) = faulty(vec![Rule::new("503", gcs_503()).path_contains(READS)]).await else { return };
