@@ -321,3 +321,38 @@ fn error_kind(error: &anyhow::Error) -> lake::ErrorKind {
     }
     lake::ErrorKind::Permanent
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed_out() -> lake::LakeError {
+        lake::LakeError::TimedOut {
+            operation: lake::Operation::Put,
+            location: "gs://lake/events/a.parquet".into(),
+            after: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_transient_failure_anywhere_in_the_chain_exits_with_try_again() {
+        let drain = spool_source::DrainError::from(timed_out());
+        let error = anyhow::Error::from(drain).context("draining the spool");
+        assert_eq!(error_kind(&error), lake::ErrorKind::Transient);
+        let compact = batcher::compact::CompactError::Lake(timed_out());
+        assert_eq!(error_kind(&anyhow::Error::from(compact)), lake::ErrorKind::Transient);
+    }
+
+    #[test]
+    fn a_permanent_or_unknown_failure_exits_with_failure() {
+        let forbidden = lake::LakeError::Status {
+            operation: lake::Operation::Get,
+            location: "gs://lake/x".into(),
+            status: 403,
+            kind: lake::ErrorKind::Permanent,
+            source: lake::ServiceAnswer::parse(403, b"{}").into(),
+        };
+        assert_eq!(error_kind(&anyhow::Error::from(forbidden)), lake::ErrorKind::Permanent);
+        assert_eq!(error_kind(&anyhow::anyhow!("a bad flag")), lake::ErrorKind::Permanent);
+    }
+}
