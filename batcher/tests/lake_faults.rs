@@ -8,6 +8,8 @@
 //! project venv; without them the tests skip loudly, or fail under
 //! CLICKSTREAM_REQUIRE_EMULATORS=1.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::time::{Duration, Instant};

