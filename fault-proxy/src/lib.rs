@@ -267,7 +267,7 @@ impl Counters {
         self.rules.iter().find(|r| r.name == name).cloned().unwrap_or_default()
     }
 
-    /// Faults injected: resets, canned answers, stalls and drops.
+    /// Faults injected: resets, canned answers and stalls (those that ended in a drop included).
     pub fn faults(&self) -> u64 {
         self.resets + self.responded + self.stalled
     }

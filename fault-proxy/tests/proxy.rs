@@ -207,3 +207,22 @@ async fn it_refuses_an_upstream_that_is_not_on_loopback() {
     let error = FaultProxy::http("192.0.2.1:80".parse().unwrap(), vec![]).await.err().unwrap();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn in_tcp_mode_it_cuts_a_forwarded_connection_after_a_while() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (upstream, _) = echo_upstream().await;
+    let proxy =
+        FaultProxy::tcp(upstream, vec![Rule::new("cut", Action::CutAfter(Duration::from_millis(300)))]).await.unwrap();
+    let mut connection = tokio::net::TcpStream::connect(proxy.address()).await.unwrap();
+    connection.write_all(b"GET /alive HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), connection.read(&mut answer)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&answer[..read]).ends_with("GET /alive 0"), "relayed before the cut");
+    // The kept-alive connection idles until the cut, which resets it rather than closing it.
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), connection.read(&mut answer)).await.unwrap();
+    assert_eq!(outcome.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(started.elapsed() >= Duration::from_millis(150), "cut at 300 ms, not at once: {:?}", started.elapsed());
+    assert_eq!(proxy.counters().resets, 1);
+}
