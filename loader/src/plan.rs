@@ -47,13 +47,23 @@ pub enum Reason {
     Expired,
 }
 
-/// The digest of a file set: FNV-1a over sorted `path\0size\0version\0` entries, and the count.
+/// The digest of a file set: FNV-1a over sorted `path\0size\0version\0` entries, and the
+/// count. The version (GCS generation, local modification time) tells a rewritten object
+/// with the same name and size from the one loaded before.
 pub fn file_set_digest(files: &[ObjectMeta]) -> String {
     let mut sorted: Vec<&ObjectMeta> = files.iter().collect();
     sorted.sort();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for file in sorted {
-        let entry = file.path.bytes().chain([0]).chain(file.size.to_string().into_bytes()).chain([0]);
+        let version = file.version.as_deref().unwrap_or_default();
+        let entry = file
+            .path
+            .bytes()
+            .chain([0])
+            .chain(file.size.to_string().into_bytes())
+            .chain([0])
+            .chain(version.bytes())
+            .chain([0]);
         for byte in entry {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -306,7 +316,7 @@ pub async fn resolve(
                     let hours = manifest.filter(|m| m.file == path).map(|m| m.hours).unwrap_or_default();
                     Ok((path, hours))
                 }
-                Err(LakeError::NotFound(_)) => Ok((path, Vec::new())),
+                Err(error) if error.is_not_found() => Ok((path, Vec::new())),
                 Err(error) => Err(error),
             }
         })
@@ -368,7 +378,8 @@ mod tests {
     use crate::LoadedPartition;
 
     fn partition(day: &str, files: &[(&str, u64)]) -> LakePartition {
-        let files: Vec<ObjectMeta> = files.iter().map(|(p, s)| ObjectMeta { path: (*p).into(), size: *s }).collect();
+        let files: Vec<ObjectMeta> =
+            files.iter().map(|(p, s)| ObjectMeta { path: (*p).into(), size: *s, version: None }).collect();
         LakePartition { day: day.parse().unwrap(), file_set: file_set_digest(&files), files }
     }
 
@@ -402,12 +413,18 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_depends_on_names_and_sizes_not_order() {
-        let one = [ObjectMeta { path: "a".into(), size: 1 }, ObjectMeta { path: "b".into(), size: 2 }];
+    fn the_digest_depends_on_names_sizes_and_versions_not_order() {
+        let one = [
+            ObjectMeta { path: "a".into(), size: 1, version: None },
+            ObjectMeta { path: "b".into(), size: 2, version: None },
+        ];
         let two = [one[1].clone(), one[0].clone()];
         assert_eq!(file_set_digest(&one), file_set_digest(&two));
-        let grown = [one[0].clone(), ObjectMeta { path: "b".into(), size: 3 }];
+        let grown = [one[0].clone(), ObjectMeta { path: "b".into(), size: 3, version: None }];
         assert_ne!(file_set_digest(&one), file_set_digest(&grown));
+        // A rewrite with the same name and size is a new version of the object.
+        let rewritten = [one[0].clone(), ObjectMeta { version: Some("1764000000000000001".into()), ..one[1].clone() }];
+        assert_ne!(file_set_digest(&one), file_set_digest(&rewritten));
     }
 
     #[test]
