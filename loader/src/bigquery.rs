@@ -154,6 +154,16 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// Calls `call` again after transient failures (5xx, resets, timeouts, rate limits), with
+/// exponential backoff, until it succeeds or fails for good.
+async fn retrying<T, F, Fut>(context: &str, call: F) -> Result<T, BQError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BQError>>,
+{
+    call.retry(backoff()).when(|e| from_bq(context, e).is_retryable()).await
+}
+
 /// A BigQuery string literal of `text`.
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
@@ -262,6 +272,8 @@ impl BigQueryWarehouse {
         let mut request = QueryRequest::new(sql);
         request.location = self.config.location.clone();
         request.timeout_ms = Some(30_000);
+        // One id for every attempt: BigQuery runs a retried request (its answer lost) once.
+        request.request_id = Some(uuid::Uuid::new_v4().to_string());
         let response = (|| async { self.client.job().query(&self.config.project, request.clone()).await })
             .retry(backoff())
             .when(|e| from_bq("query", e).is_retryable())
@@ -430,12 +442,12 @@ impl BigQueryWarehouse {
     async fn create_table_if_missing(&self, table: Value) -> Result<bool, WarehouseError> {
         let c = &self.config;
         let id = table["tableReference"]["tableId"].as_str().unwrap_or_default().to_owned();
-        match self.client.table().get(&c.project, &c.dataset, &id, None).await {
+        match retrying("table", || self.client.table().get(&c.project, &c.dataset, &id, None)).await {
             Ok(_) => Ok(false),
             Err(error) if is_not_found(&error) => {
                 let typed: Table =
                     serde_json::from_value(table).map_err(|e| WarehouseError::Refused(format!("table {id}: {e}")))?;
-                match self.client.table().create(typed).await {
+                match retrying("create table", || self.client.table().create(typed.clone())).await {
                     Ok(_) => Ok(true),
                     Err(error) if is_conflict(&error) => Ok(false),
                     Err(error) => Err(from_bq(&format!("create table {id}"), &error)),
@@ -458,10 +470,7 @@ impl BigQueryWarehouse {
     /// before any job could fail on it.
     async fn check_layout(&self) -> Result<(), WarehouseError> {
         let c = &self.config;
-        let table = self
-            .client
-            .table()
-            .get(&c.project, &c.dataset, &c.table, None)
+        let table = retrying("events table", || self.client.table().get(&c.project, &c.dataset, &c.table, None))
             .await
             .map_err(|e| from_bq("events table", &e))?;
         let table = serde_json::to_value(&table).map_err(|e| WarehouseError::Refused(format!("events table: {e}")))?;
@@ -508,7 +517,7 @@ fn cell_str(row: &[Value], index: usize) -> Option<&str> {
 impl Warehouse for BigQueryWarehouse {
     async fn prepare(&mut self) -> Result<(), WarehouseError> {
         let c = self.config.clone();
-        match self.client.dataset().get(&c.project, &c.dataset).await {
+        match retrying("dataset", || self.client.dataset().get(&c.project, &c.dataset)).await {
             Ok(_) => {}
             Err(error) if is_not_found(&error) => {
                 let mut dataset = json!({"datasetReference": {"projectId": c.project, "datasetId": c.dataset}});
@@ -517,7 +526,7 @@ impl Warehouse for BigQueryWarehouse {
                 }
                 let dataset: Dataset =
                     serde_json::from_value(dataset).map_err(|e| WarehouseError::Refused(format!("dataset: {e}")))?;
-                match self.client.dataset().create(dataset).await {
+                match retrying("create dataset", || self.client.dataset().create(dataset.clone())).await {
                     Ok(_) => {}
                     Err(error) if is_conflict(&error) => {}
                     Err(error) => return Err(from_bq("create dataset", &error)),
@@ -575,7 +584,7 @@ impl Warehouse for BigQueryWarehouse {
     async fn state(&mut self) -> Result<WarehouseState, WarehouseError> {
         let c = self.config.clone();
         let mut state = WarehouseState::default();
-        match self.client.table().get(&c.project, &c.dataset, &c.table, None).await {
+        match retrying("events table", || self.client.table().get(&c.project, &c.dataset, &c.table, None)).await {
             Ok(table) => {
                 let table = serde_json::to_value(&table).unwrap_or_default();
                 state.partition_expiration_days = table["timePartitioning"]["expirationMs"]
@@ -587,7 +596,7 @@ impl Warehouse for BigQueryWarehouse {
             Err(error) => return Err(from_bq("events table", &error)),
         }
         for table in [PARTITION_LOADS_TABLE, LOAD_JOBS_TABLE] {
-            match self.client.table().get(&c.project, &c.dataset, table, None).await {
+            match retrying("table", || self.client.table().get(&c.project, &c.dataset, table, None)).await {
                 Ok(_) => {}
                 Err(error) if is_not_found(&error) => return Ok(state),
                 Err(error) => return Err(from_bq(table, &error)),
@@ -654,13 +663,16 @@ impl Warehouse for BigQueryWarehouse {
             c.gcs_lake.as_ref().map(|root| load.files.iter().map(|f| format!("{root}{}", f.path)).collect::<Vec<_>>());
         if c.replace == ReplaceStrategy::StagingTable {
             let staging = staging_table(&c, day);
-            let _ = self.client.table().delete(&c.project, &c.dataset, &staging).await;
+            let _ =
+                retrying("drop staging table", || self.client.table().delete(&c.project, &c.dataset, &staging)).await;
             let table: Table = serde_json::from_value(json!({
                 "tableReference": {"projectId": c.project, "datasetId": c.dataset, "tableId": staging},
                 "schema": {"fields": event_model::schema::bigquery_schema_json()},
             }))
             .map_err(|e| WarehouseError::Refused(format!("staging table: {e}")))?;
-            self.client.table().create(table).await.map_err(|e| from_bq("create staging table", &e))?;
+            retrying("create staging table", || self.client.table().create(table.clone()))
+                .await
+                .map_err(|e| from_bq("create staging table", &e))?;
         }
         let finished = match uris {
             Some(uris) => {
@@ -680,9 +692,7 @@ impl Warehouse for BigQueryWarehouse {
             self.query(&format!("DELETE FROM {table} WHERE {filter}")).await?;
             self.query(&format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging_ref} WHERE {filter}"))
                 .await?;
-            self.client
-                .table()
-                .delete(&c.project, &c.dataset, &staging)
+            retrying("drop staging table", || self.client.table().delete(&c.project, &c.dataset, &staging))
                 .await
                 .map_err(|e| from_bq("drop staging table", &e))?;
             let rows = self.query(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}")).await?;
