@@ -388,11 +388,10 @@ impl BigQueryWarehouse {
         );
         let mut last = None;
         for (index, file) in files.iter().enumerate() {
-            let data = self
-                .lake
-                .get(&file.path)
-                .await
-                .map_err(|e| WarehouseError::Unavailable(format!("{}: {e}", file.path)))?;
+            let data = self.lake.get(&file.path).await.map_err(|e| {
+                let message = format!("reading {}: {e:#}", file.path);
+                if e.is_retryable() { WarehouseError::Unavailable(message) } else { WarehouseError::Refused(message) }
+            })?;
             let record = ledger.take(day)?;
             self.record_job(&record).await?;
             let mut job = load_job(&self.config, day, None, &record.job_id);

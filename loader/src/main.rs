@@ -14,16 +14,16 @@ use loader::duckdb::DuckDbWarehouse;
 use loader::plan::{BudgetView, Plan, Reason, Selection, build, decide, lake_partitions, resolve};
 use loader::{Ledger, PartitionLoad, RunRecord, Warehouse, WarehouseError};
 
-/// Exit status of a run stopped by something that passes: a BigQuery quota, or a warehouse
-/// that stayed unavailable through every retry (EX_TEMPFAIL). The next run continues.
+/// Exit status of a run stopped by something that passes: a BigQuery quota, or a lake or
+/// warehouse that stayed unavailable through every retry (EX_TEMPFAIL). The next run continues.
 const EXIT_TRY_LATER: u8 = 75;
 
 /// clickstream loader: loads the lake's days into the warehouse's DAY partitions, one job per
 /// changed day, and skips days whose files have not changed since their last load.
 ///
 /// Exit status: 0 when the run loaded what it planned or stopped at its daily job budget (the
-/// next run continues); 75 when BigQuery reported a quota exceeded or stayed unavailable (try
-/// again later); 1 for any other failure.
+/// next run continues); 75 when BigQuery reported a quota exceeded, or the lake or BigQuery
+/// stayed unavailable through the retries (try again later); 1 for any other failure.
 #[derive(Debug, Parser)]
 #[command(name = "clickstream-loader", version, about)]
 struct Cli {
@@ -415,7 +415,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("clickstream-loader: {error:#}");
-            ExitCode::FAILURE
+            exit_code(&error)
         }
     }
+}
+
+/// 75 (try later) when what failed may pass — the lake or BigQuery unavailable, a quota — else 1.
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let passes = error.chain().any(|cause| {
+        cause.downcast_ref::<batcher::lake::LakeError>().is_some_and(batcher::lake::LakeError::is_retryable)
+            || cause
+                .downcast_ref::<WarehouseError>()
+                .is_some_and(|e| e.is_retryable() || matches!(e, WarehouseError::QuotaExceeded(_)))
+    });
+    if passes { EXIT_TRY_LATER.into() } else { ExitCode::FAILURE }
 }

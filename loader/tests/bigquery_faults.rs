@@ -334,3 +334,22 @@ async fn a_quota_exceeded_stops_the_run_cleanly_naming_the_quota_and_the_next_ru
     assert!(next.starts_with("loader: 1 partitions loaded, 1 skipped, 0 deferred, 6 rows"), "{next}");
     assert_eq!(emulators.events_and_distinct().await, (14, 14));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_lake_exits_75_and_a_missing_bucket_exits_1() {
+    let Some(emulators) = start().await else { return };
+    let endpoint = format!("http://{}", emulators.bigquery);
+    // Nothing listens on the lake's address: transient, try later.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unreachable = emulators.load(&format!("http://{dead}"), &endpoint, &[]);
+    assert_eq!(unreachable.status.code(), Some(75), "{}", String::from_utf8_lossy(&unreachable.stderr));
+    // A bucket that does not exist will not appear by retrying: fix the configuration.
+    let missing = Command::new(env!("CARGO_BIN_EXE_clickstream-loader"))
+        .args(["load", "--warehouse", "bigquery", "--bigquery-project", PROJECT, "--lake", "gs://no-such-lake"])
+        .args(["--bigquery-endpoint", &endpoint])
+        .env("STORAGE_EMULATOR_HOST", format!("http://{}", emulators.storage))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-lake"));
+}
