@@ -116,7 +116,7 @@ pub const FIELDS: &[FieldSpec] = &[
         "event_time",
         Timestamp,
         false,
-        "When the event happened, on the server's clock: `received_at - (sent_at - client event_time)` (clock-skew correction), or `received_at` when the client's claim lies outside the accepted window. Hourly partitions and lake folders use this column.",
+        "When the event happened, on the server's clock: `received_at - (sent_at - client event_time)` (clock-skew correction), or `received_at` when the client's claim lies outside the accepted window. The lake's hour folders and the warehouse's day partitions use this column.",
     ),
     field(
         "client_event_time",
