@@ -52,3 +52,58 @@
 {% macro flag(condition) -%}
   case when {{ condition }} then 1 else 0 end
 {%- endmacro %}
+
+
+{#- Whole microseconds since 1970-01-01 00:00:00 UTC of a timestamp, as an integer:
+    how the partition log's timestamps travel through Jinja without losing precision. -#}
+{% macro epoch_micros(timestamp_expr) -%}
+  {{ return(adapter.dispatch('epoch_micros')(timestamp_expr)) }}
+{%- endmacro %}
+
+{% macro bigquery__epoch_micros(timestamp_expr) -%}
+  unix_micros({{ timestamp_expr }})
+{%- endmacro %}
+
+{% macro default__epoch_micros(timestamp_expr) -%}
+  epoch_us({{ timestamp_expr }})
+{%- endmacro %}
+
+
+{#- The UTC timestamp `micros` microseconds after 1970-01-01 00:00:00 UTC (inverse of epoch_micros). -#}
+{% macro timestamp_from_micros(micros) -%}
+  {{ return(adapter.dispatch('timestamp_from_micros')(micros)) }}
+{%- endmacro %}
+
+{% macro bigquery__timestamp_from_micros(micros) -%}
+  timestamp_micros({{ micros }})
+{%- endmacro %}
+
+{% macro default__timestamp_from_micros(micros) -%}
+  make_timestamptz({{ micros }})
+{%- endmacro %}
+
+
+{#- An instant in time (the loader's loaded_at, the partition log's timestamps):
+    TIMESTAMP on BigQuery, TIMESTAMPTZ on DuckDB. -#}
+{% macro type_instant() -%}
+  {{ return(adapter.dispatch('type_instant')()) }}
+{%- endmacro %}
+
+{% macro bigquery__type_instant() -%}
+  {{ return('timestamp') }}
+{%- endmacro %}
+
+{% macro default__type_instant() -%}
+  {{ return('timestamptz') }}
+{%- endmacro %}
+
+
+{#- Literals for a 'YYYY-MM-DD' day: the DATE, and the TIMESTAMP of its midnight UTC
+    (standard SQL literals, read alike by BigQuery and DuckDB). -#}
+{% macro date_literal(iso_date) -%}
+  date '{{ iso_date }}'
+{%- endmacro %}
+
+{% macro midnight_literal(iso_date) -%}
+  timestamp '{{ iso_date }} 00:00:00'
+{%- endmacro %}
