@@ -1,7 +1,8 @@
 {{ config(severity='warn') }}
--- Every modelled event is in int_events__sessionized and in a session. This
--- holds after a full refresh; between nightly rebuilds events that arrived
--- later than the late-data window can make it differ, hence a warning.
+-- Every modelled event is in int_events__sessionized and in a session. The
+-- incremental runs keep this true as long as no session reaches more than
+-- var session_lookback_days days past its start (longer ones are quarantined
+-- and may lose their latest events until a full refresh), hence a warning.
 
 with
 

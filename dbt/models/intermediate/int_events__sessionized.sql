@@ -17,12 +17,25 @@
   client id across the session's events, not shared with another derived
   session); otherwise it is '<device_key>-<session start, epoch seconds>'.
 
-  Incremental: rebuilds the late-data window's day partitions (var
-  late_data_lookback_days), reading var session_lookback_days more days
-  before it so sessions that started earlier keep their start and id.
+  Incremental, day partitions on event_date. A staging day D that changed
+  rebuilds D - L .. D + L (L = var session_lookback_days, 1): a changed event
+  can extend a session from the day before or merge with the next day's
+  events. Those days are sessionized from L more days of staging on each
+  side, so sessions that started earlier keep their start and id. When the
+  identity map was rebuilt (nightly), the days whose events it attributes
+  to another visitor are rebuilt too (reattributed_event_days).
 -#}
 
 {%- set timeout_seconds = var('session_timeout_minutes', 30) | int * 60 %}
+{%- set lookback = var('session_lookback_days', 1) | int %}
+{%- set plan = partition_plan('event_date', inputs=[
+      {'name': 'stg_clickstream__events', 'before': lookback, 'after': lookback},
+      {'name': 'int_identities__stitched', 'days': false},
+  ]) %}
+{%- if 'int_identities__stitched' in plan.changed_inputs %}
+{%- set plan = plan_with_days(plan, reattributed_event_days(ref('int_identities__stitched'))) %}
+{%- endif %}
+{{ partition_plan_marker(plan) }}
 
 with
 
@@ -31,10 +44,7 @@ events as (
     select * from {{ ref('stg_clickstream__events') }}
     where is_valid
       {% if var('exclude_bots') %}and not is_bot{% endif %}
-      {% if is_incremental() %}
-      and event_date >= {{ late_data_window_start(extra_days=var('session_lookback_days', 1)) }}
-      and event_date <= {{ late_data_window_end() }}
-      {% endif %}
+      and {{ plan_filter(plan, 'event_date', before=lookback, after=lookback) }}
 
 ),
 
@@ -203,10 +213,9 @@ final as (
         utm_medium,
         utm_campaign
     from sessionized
-    {% if is_incremental() %}
-    where event_date >= {{ late_data_window_start() }}
-    {% endif %}
+    where {{ plan_filter(plan, 'event_date') }}
 
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

@@ -9,9 +9,16 @@
   (they stay attributed to the anonymous_id). Events that carry their own
   user_id always keep it.
 
-  Always rebuilt in full (small: one row per device that ever logged in), so
-  a later login re-attributes earlier anonymous events on the next run.
+  A table rebuilt in full by the nightly run (it reads every identified event
+  of the history). Each rebuild is logged in _partition_builds, and the next
+  int_events__sessionized run then rebuilds the days whose events the new map
+  attributes to another visitor (reattributed_event_days): a later login
+  re-attributes earlier anonymous events, however old.
 -#}
+
+{{ config(post_hook=partition_log_hooks()) }}
+{%- set plan = partition_plan(none, inputs=[{'name': 'stg_clickstream__events'}]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 

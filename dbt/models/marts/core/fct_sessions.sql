@@ -5,19 +5,26 @@
   A session belongs to the UTC day it started (session_date); midnight does
   not split it. Sessions longer than var max_session_duration_hours are
   quarantined: kept and flagged (is_quarantined), left out of the session
-  marts. Incremental: rebuilds the sessions that started in the late-data
-  window.
+  marts.
+
+  Incremental, day partitions on session_date: rebuilds the days
+  int_events__sessionized rebuilt (which already hold the neighbouring days
+  a changed session can reach), from their events and the
+  var session_lookback_days days after them (a session started on a day
+  holds events of the next).
 -#}
+
+{%- set lookback = var('session_lookback_days', 1) | int %}
+{%- set plan = partition_plan('session_date', inputs=[{'name': 'int_events__sessionized'}]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 events as (
 
     select * from {{ ref('int_events__sessionized') }}
-    {% if is_incremental() %}
-    where event_date >= {{ late_data_window_start() }}
-      and session_date >= {{ late_data_window_start() }}
-    {% endif %}
+    where {{ plan_filter(plan, 'event_date', after=lookback) }}
+      and {{ plan_filter(plan, 'session_date') }}
 
 ),
 
@@ -163,3 +170,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

@@ -1,3 +1,5 @@
+{{ config(**incremental_partition_config('funnel_date')) }}
+
 {#-
   The funnel product_view -> add_to_cart -> begin_checkout -> purchase per day.
 
@@ -10,13 +12,24 @@
   (a purchase implies the earlier steps), so the counts never grow down the
   funnel. Rates are reached(step) / reached(previous step); conversion_rate
   is purchasing sessions / all sessions.
+
+  Incremental, day partitions on funnel_date: rebuilds the days
+  int_events__sessionized or fct_sessions rebuilt, reading both through that
+  day list.
 -#}
+
+{%- set plan = partition_plan('funnel_date', inputs=[
+      {'name': 'int_events__sessionized'},
+      {'name': 'fct_sessions'},
+  ]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 events as (
 
     select * from {{ ref('int_events__sessionized') }}
+    where {{ plan_filter(plan, 'event_date') }}
 
 ),
 
@@ -24,6 +37,7 @@ sessions as (
 
     select * from {{ ref('fct_sessions') }}
     where not is_quarantined
+      and {{ plan_filter(plan, 'session_date') }}
 
 ),
 
@@ -99,3 +113,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

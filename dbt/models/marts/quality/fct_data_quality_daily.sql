@@ -1,15 +1,24 @@
+{{ config(**incremental_partition_config('event_date')) }}
+
 {#-
   Data quality per event day: every raw row is accounted for. raw_rows =
   distinct_events + duplicate_rows; distinct_events = bot_events +
   invalid_events + modelled_events (a bot event that is also invalid counts
   as a bot event). modelled_events is what int_events__sessionized holds.
+
+  Incremental, day partitions on event_date: rebuilds the days staging
+  rebuilt, from those days of staging.
 -#}
+
+{%- set plan = partition_plan('event_date', inputs=[{'name': 'stg_clickstream__events'}]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 events as (
 
     select * from {{ ref('stg_clickstream__events') }}
+    where {{ plan_filter(plan, 'event_date') }}
 
 ),
 
@@ -51,3 +60,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

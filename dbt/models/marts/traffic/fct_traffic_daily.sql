@@ -1,15 +1,28 @@
+{{ config(**incremental_partition_config('event_date')) }}
+
 {#-
   Daily traffic: events, page views, visitors (from events on that day),
   sessions started, orders and revenue (from sessions that started that day,
   quarantined sessions left out), and the day's peak hour (most events; ties
   go to the earlier hour).
+
+  Incremental, day partitions on event_date: rebuilds the days any of its
+  three inputs rebuilt, reading each input through that day list.
 -#}
+
+{%- set plan = partition_plan('event_date', inputs=[
+      {'name': 'int_events__sessionized'},
+      {'name': 'fct_sessions'},
+      {'name': 'fct_traffic_hourly'},
+  ]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 events as (
 
     select * from {{ ref('int_events__sessionized') }}
+    where {{ plan_filter(plan, 'event_date') }}
 
 ),
 
@@ -17,12 +30,14 @@ sessions as (
 
     select * from {{ ref('fct_sessions') }}
     where not is_quarantined
+      and {{ plan_filter(plan, 'session_date') }}
 
 ),
 
 hourly as (
 
     select * from {{ ref('fct_traffic_hourly') }}
+    where {{ plan_filter(plan, 'event_date') }}
 
 ),
 
@@ -92,3 +107,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

@@ -1,10 +1,20 @@
-{#- Events, page views, active sessions and visitors per UTC hour, with the day's peak hour flagged. -#}
+{{ config(**incremental_partition_config('event_date')) }}
+
+{#-
+  Events, page views, active sessions and visitors per UTC hour, with the
+  day's peak hour flagged. Incremental, day partitions on event_date: rebuilds
+  the days int_events__sessionized rebuilt, from those days' events.
+-#}
+
+{%- set plan = partition_plan('event_date', inputs=[{'name': 'int_events__sessionized'}]) %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 events as (
 
     select * from {{ ref('int_events__sessionized') }}
+    where {{ plan_filter(plan, 'event_date') }}
 
 ),
 
@@ -55,3 +65,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}

@@ -1,3 +1,5 @@
+{{ config(**incremental_partition_config('event_date', cluster_by=['event_type', 'anonymous_id'])) }}
+
 {#-
   One row per event_id: typed and renamed raw events.
   - Deduplicated by event_id, keeping the copy received first (earliest
@@ -7,13 +9,34 @@
     downstream.
   - Invalid events are flagged (is_valid, invalid_reason), not removed: they
     are counted in fct_data_quality_daily and left out of everything else.
+
+  Incremental, day partitions on event_date (= the UTC date of the raw
+  event_time, the raw table's partition column). A run rebuilds the days the
+  loader re-loaded since the last run (_partition_loads), plus the
+  neighbouring days whose kept copies change because a copy of one of
+  their events arrived in a re-loaded day (dedupe_neighbour_days). It reads
+  the raw table only through event_time filters: the rebuilt days in full,
+  and the var dedupe_lookback_days days around them narrowly (event_id and
+  the ordering columns), so a copy whose corrected event_time fell on the
+  other side of midnight is still deduplicated and counted.
 -#}
+
+{%- set dedupe_days = var('dedupe_lookback_days', 1) | int %}
+{%- set plan = partition_plan('event_date', inputs=[
+      {'name': '_partition_loads', 'relation': source('clickstream', '_partition_loads')},
+  ]) %}
+{%- if plan.mode == 'incremental' and plan.partitions and dedupe_days > 0 %}
+{%- set plan = plan_with_days(plan, dedupe_neighbour_days(plan.partitions, dedupe_days)) %}
+{%- endif %}
+{%- set neighbour_days = plan_neighbour_days(plan, dedupe_days, dedupe_days) if plan.mode == 'incremental' else [] %}
+{{ partition_plan_marker(plan) }}
 
 with
 
 source_events as (
 
     select * from {{ source('clickstream', 'events') }}
+    where {{ plan_filter(plan, 'event_time', data_type='timestamp') }}
 
 ),
 
@@ -92,17 +115,65 @@ ranked_copies as (
         *,
         row_number() over (
             partition by event_id
-            order by received_at, sent_at, event_at
-        ) as copy_number,
-        count(*) over (partition by event_id) as copies_received
+            order by {{ dedupe_copy_order() }}
+        ) as copy_number
     from renamed
+
+),
+
+copies as (
+
+    {#- every copy of the rebuilt days' events the choice is made between:
+        their own rows, and (incremental runs) the copies in the days around -#}
+    select event_id, event_at, received_at, sent_at
+    from renamed
+    {%- if neighbour_days %}
+    union all
+    select
+        cast(event_id as {{ dbt.type_string() }}) as event_id,
+        cast(event_time as {{ dbt.type_timestamp() }}) as event_at,
+        cast(received_at as {{ dbt.type_timestamp() }}) as received_at,
+        cast(sent_at as {{ dbt.type_timestamp() }}) as sent_at
+    from {{ source('clickstream', 'events') }}
+    where {{ days_filter('event_time', neighbour_days, data_type='timestamp') }}
+      and cast(event_id as {{ dbt.type_string() }}) in (select event_id from renamed)
+    {%- endif %}
+
+),
+
+kept_copies as (
+
+    select
+        event_id,
+        cast(event_at as date) as kept_event_date,
+        copies_received
+    from (
+        select
+            event_id,
+            event_at,
+            row_number() over (
+                partition by event_id
+                order by {{ dedupe_copy_order() }}
+            ) as copy_rank,
+            count(*) over (partition by event_id) as copies_received
+        from copies
+    ) as ranked
+    where copy_rank = 1
 
 ),
 
 deduplicated as (
 
-    select * from ranked_copies
-    where copy_number = 1
+    {#- the first copy among the rebuilt days' rows, when it is the first
+        of all copies (else the event is kept in a neighbouring day) -#}
+    select
+        ranked_copies.*,
+        kept_copies.copies_received
+    from ranked_copies
+    inner join kept_copies
+        on ranked_copies.event_id = kept_copies.event_id
+    where ranked_copies.copy_number = 1
+      and {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
 
 ),
 
@@ -190,3 +261,4 @@ final as (
 )
 
 select * from final
+{{ sort_by_partition(plan) }}
