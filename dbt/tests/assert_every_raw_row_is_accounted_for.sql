@@ -1,3 +1,5 @@
+{{ config(tags=['full_history']) }}
+
 -- Data quality accounts for every raw row: raw rows = distinct events +
 -- duplicates, distinct events = bots + invalid + modelled, the raw table's
 -- row count equals the sum of raw_rows, and staging has one row per distinct

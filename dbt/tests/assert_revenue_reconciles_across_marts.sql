@@ -1,3 +1,5 @@
+{{ config(tags=['full_history']) }}
+
 -- Revenue and orders agree everywhere: purchase events, orders, sessions,
 -- the daily funnel and users. Returns a row when any total differs.
 

@@ -1,4 +1,4 @@
-{{ config(severity='warn') }}
+{{ config(severity='warn', tags=['full_history']) }}
 -- Every modelled event is in int_events__sessionized and in a session. The
 -- incremental runs keep this true as long as no session reaches more than
 -- var session_lookback_days days past its start (longer ones are quarantined
