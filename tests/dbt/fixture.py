@@ -1,6 +1,6 @@
 """Hand-written journeys loaded into the raw events table by the dbt tests.
 
-The expected mart values in test_marts_expectations.py were worked out by hand
+The expected mart values in expected_marts.py were worked out by hand
 from these rows (see the comments there); nothing here is computed by the models.
 
 Journeys (all times UTC):
@@ -181,3 +181,36 @@ LATE_EVENTS = [
 
 # End of the late-data window for the test runs (window: 2024-03-09 .. 2024-03-12).
 RUN_DATE = "2024-03-12"
+
+
+# --- Late data far outside any window ------------------------------------------
+# Loaded after the marts above were checked, to prove that the hourly build
+# takes late data however old: the newest data is now 2024-03-21 (journey F),
+# and two rows arrive for 2024-03-10, eleven days earlier.
+D3 = "2024-03-21 "
+F = dict(anonymous_id="a7", **DESKTOP)
+LATE_RECEIVED = D3 + "10:30:00"
+
+FAR_LATE_EVENTS = [
+    # F: today's traffic, a new visitor
+    ev("f01", "page_view", D3 + "10:00:00", page_path="/home", **F),
+    ev("f02", "product_view", D3 + "10:02:00", page_path="/p/p3", **F, **P3),
+    ev("f03", "page_view", D3 + "10:05:00", page_path="/sale", **F),
+    # A late event from a6's offline queue, inside the session that crosses
+    # midnight (23:50 -> 00:15): it changes that session (4 events) and the
+    # position of its events after midnight, in the next day's partition.
+    ev("g00", "product_view", D1 + "23:55:00", received=LATE_RECEIVED, page_path="/p/p2", **G, **P2),
+    # A retry of g02 (kept: event_time 2024-03-11 00:05:00, received 00:05:01)
+    # whose skew-corrected event_time falls before midnight: the copy lands in
+    # the 2024-03-10 partition, the kept copy stays on 2024-03-11 and now
+    # counts 2 copies (a duplicate row on 2024-03-11 in data quality).
+    ev("g02", "product_view", D1 + "23:59:59", received=LATE_RECEIVED, page_path="/p/p1", **G, **P1),
+]
+
+# --- A late login ----------------------------------------------------------------
+# a2 (anonymous on 2024-03-10, two sessions) comes back on 2024-03-21 and logs
+# in as u7: the nightly re-stitching attributes its 2024-03-10 events to u7,
+# eleven days after they were built.
+LATE_LOGIN_EVENTS = [
+    ev("b06", "page_view", D3 + "11:00:00", page_path="/login", user_id="u7", **B),
+]

@@ -58,3 +58,34 @@ def check_mart(model: str, fetch_rows) -> None:
 
 
 MARTS = sorted(EXPECTED)
+
+
+# What the hourly run keeps fresh (selectors.yml `hourly`: the incremental models).
+HOURLY_MODELS = [
+    "stg_clickstream__events", "int_events__sessionized", "fct_sessions", "fct_orders",
+    "fct_traffic_hourly", "fct_traffic_daily", "fct_events_daily", "fct_funnel_daily", "fct_data_quality_daily",
+]
+HOURLY_MARTS = [m for m in MARTS if m in HOURLY_MODELS]
+# Every model (the nightly run builds them all).
+ALL_MODELS = sorted(set(HOURLY_MODELS) | set(MARTS))
+
+
+def comparable(value):
+    """A warehouse value in a form two builds of the same data agree on exactly."""
+    value = normalize(value)
+    if isinstance(value, float):
+        return round(value, 9)
+    return value
+
+
+def table_differences(model: str, built_rows: list[dict], reference_rows: list[dict]) -> list[str]:
+    """Rows of one build of `model` missing from the other, both ways (all columns)."""
+    from collections import Counter
+
+    def bag(rows):
+        return Counter(tuple(sorted((k, comparable(v)) for k, v in row.items())) for row in rows)
+
+    built, reference = bag(built_rows), bag(reference_rows)
+    problems = [f"{model}: only in the incremental build: {dict(row)}" for row in (built - reference)]
+    problems += [f"{model}: only in the full rebuild: {dict(row)}" for row in (reference - built)]
+    return problems
