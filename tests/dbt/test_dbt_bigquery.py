@@ -219,6 +219,7 @@ def test_incremental_models_are_partitioned_and_clustered(far_late_data):
     assert "cluster by event_type, anonymous_id" in log
     assert "cluster by event_type, session_id" in log
     assert "cluster by channel, device_class" in log
+    assert "cluster by model" in log  # the partition log
     # the hourly run replaced exactly the changed days and their neighbours (static insert_overwrite)
     ran = (far_late_data["workdir"] / "target_hourly" / "run" / "clickstream" / "models" / "intermediate"
            / "int_events__sessionized.sql").read_text().lower()
