@@ -173,13 +173,13 @@ EVENTS = [
 ]
 
 # Loaded after the first dbt run: a purchase made offline in the app that
-# reached the collector ~23 hours later (inside the 3-day late-data window).
+# reached the collector ~23 hours later (its day, 2024-03-11, is re-loaded).
 LATE_EVENTS = [
     ev("d04", "purchase", D2 + "09:05:00", received="2024-03-12 08:00:00", page_path="/checkout/complete",
        quantity=1, order_id="O2", revenue="100", order_currency="EUR", **D, **P2),
 ]
 
-# End of the late-data window for the test runs (window: 2024-03-09 .. 2024-03-12).
+# End of the fallback window (used only without _partition_loads rows) for the test runs.
 RUN_DATE = "2024-03-12"
 
 
