@@ -2,61 +2,87 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import fixture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_DIR = REPO_ROOT / "dbt"
-DBT_BIN = Path(sys.executable).parent / "dbt"
 
-# Bound every dbt invocation so a hung connection fails the test instead of CI.
-DBT_TIMEOUT_SECONDS = int(os.environ.get("CLICKSTREAM_DBT_TEST_TIMEOUT", "600"))
+
+@dataclass
+class DbtRun:
+    """What a dbt invocation left: its messages (what the CLI prints), exit
+    status, target directory and invocation id."""
+
+    args: tuple
+    returncode: int
+    stdout: str
+    target_dir: Path
+    invocation_id: str | None
+
+
+@contextlib.contextmanager
+def environment(values: dict):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_dbt(workdir: Path, profiles_dir: Path, *args: str, target: str, expect_ok: bool = True,
             extra_env: dict | None = None, dbt_vars: dict | None = None,
-            target_path: str = "target") -> subprocess.CompletedProcess:
-    """Run dbt on the repo's dbt/ project; target/ and logs/ go to workdir, not the repo."""
-    env = dict(os.environ)
-    env.update(
-        DBT_PROFILES_DIR=str(profiles_dir),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        DBT_USE_COLORS="false",
-        DBT_VERSION_CHECK="false",
-        DO_NOT_TRACK="1",
-    )
-    env.update(extra_env or {})
-    cmd = [str(DBT_BIN), *args, "--target", target, "--project-dir", str(DBT_DIR),
-           "--target-path", str(workdir / target_path), "--log-path", str(workdir / "logs"),
-           "--vars", json.dumps({"run_date": fixture.RUN_DATE, **(dbt_vars or {})})]
-    started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=DBT_TIMEOUT_SECONDS)
-    elapsed = time.monotonic() - started
-    print(f"$ dbt {' '.join(args)} --target {target}  ({elapsed:.1f}s, rc={proc.returncode})")
-    if expect_ok and proc.returncode != 0:
-        raise AssertionError(
-            f"dbt {' '.join(args)} failed (rc={proc.returncode})\n--- stdout ---\n{proc.stdout[-20000:]}\n"
-            f"--- stderr ---\n{proc.stderr[-5000:]}"
-        )
-    proc.target_dir = workdir / target_path
-    proc.invocation_id = None
-    results = proc.target_dir / "run_results.json"
-    if results.exists():
-        proc.invocation_id = json.loads(results.read_text())["metadata"]["invocation_id"]
-    return proc
+            target_path: str = "target") -> DbtRun:
+    """Run dbt on the repo's dbt/ project; target/ and logs/ go to workdir, not the repo.
+
+    dbt runs inside this process (dbtRunner), as dbt's own programmatic
+    interface: the tests run some twenty short invocations, and starting a
+    new interpreter for each would cost more than many of them take. The
+    messages the CLI would print are collected through a callback."""
+    from dbt.cli.main import dbtRunner
+
+    messages: list[str] = []
+
+    def collect(event):
+        if event.info.level in ("info", "warn", "error") and event.info.msg:
+            messages.append(str(event.info.msg))
+
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_USE_COLORS": "false", "DBT_VERSION_CHECK": "false",
+           "DO_NOT_TRACK": "1", **(extra_env or {})}
+    cli_args = [*args, "--target", target, "--project-dir", str(DBT_DIR), "--profiles-dir", str(profiles_dir),
+                "--target-path", str(workdir / target_path), "--log-path", str(workdir / "logs"),
+                "--vars", json.dumps({"run_date": fixture.RUN_DATE, **(dbt_vars or {})}), "--quiet"]
+    started, started_wall = time.monotonic(), time.time()
+    with environment(env), contextlib.chdir(workdir):
+        result = dbtRunner(callbacks=[collect]).invoke(cli_args)
+    if result.exception is not None:
+        messages.append(f"{type(result.exception).__name__}: {result.exception}")
+    run = DbtRun(args=args, returncode=0 if result.success else 1, stdout="\n".join(messages),
+                 target_dir=workdir / target_path, invocation_id=None)
+    print(f"$ dbt {' '.join(args)} --target {target}  ({time.monotonic() - started:.1f}s, rc={run.returncode})")
+    if expect_ok and run.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed\n--- output ---\n{run.stdout[-20000:]}")
+    results = run.target_dir / "run_results.json"
+    if results.exists() and results.stat().st_mtime >= started_wall:
+        run.invocation_id = json.loads(results.read_text())["metadata"]["invocation_id"]
+    return run
 
 
-def invocation_id(workdir: Path, proc: subprocess.CompletedProcess) -> str:
-    assert proc.invocation_id, f"no run_results.json in {proc.target_dir}"
-    return proc.invocation_id
+def invocation_id(workdir: Path, run: DbtRun) -> str:
+    assert run.invocation_id, f"no run_results.json in {run.target_dir}"
+    return run.invocation_id
 
 
 PARTITION_LOADS_COLUMNS = [

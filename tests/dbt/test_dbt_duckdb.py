@@ -35,7 +35,7 @@ REFERENCE_SCHEMA = "analytics_reference"
 def query(db_path, sql, params=None):
     import duckdb
 
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = duckdb.connect(str(db_path))  # dbt runs in this process and shares the database
     try:
         cur = con.execute(sql, params or [])
         names = [d[0] for d in cur.description]

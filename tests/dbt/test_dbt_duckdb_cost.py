@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -100,41 +97,15 @@ def reads_of_run(workdir, proc) -> list[tuple[str, str]]:
     return reads
 
 
-class InProcessDbt:
-    """dbt runs inside this process (dbtRunner): the cost runs are many and short,
-    and a new interpreter per run would cost more than the runs themselves."""
-
-    def __init__(self, workdir, env):
-        from dbt.cli.main import dbtRunner
-
-        self.workdir, self.env, self.runner = workdir, env, dbtRunner()
-
-    def __call__(self, *args: str):
-        saved = {name: os.environ.get(name) for name in self.env}
-        os.environ.update(self.env)
-        started = time.monotonic()
-        try:
-            result = self.runner.invoke([*args, "--project-dir", str(h.DBT_DIR), "--profiles-dir", str(h.DBT_DIR),
-                                         "--target", "duckdb", "--target-path", str(self.workdir / "target"),
-                                         "--log-path", str(self.workdir / "logs"), "--quiet"])
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-        print(f"$ dbt {' '.join(args)}  ({time.monotonic() - started:.1f}s, in process)")
-        assert result.success, f"dbt {' '.join(args)} failed: {result.exception}"
-        metadata = json.loads((self.workdir / "target" / "run_results.json").read_text())["metadata"]
-        return SimpleNamespace(invocation_id=metadata["invocation_id"], target_dir=self.workdir / "target")
-
-
 def measure(workdir, scale: int) -> dict:
     import duckdb
 
     db_path = workdir / f"warehouse_{scale}x.duckdb"
-    dbt = InProcessDbt(workdir, {"CLICKSTREAM_DUCKDB_PATH": str(db_path), "CLICKSTREAM_DBT_SCHEMA": SCHEMA,
-                                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"})
+    env = {"CLICKSTREAM_DUCKDB_PATH": str(db_path), "CLICKSTREAM_DBT_SCHEMA": SCHEMA}
+
+    def dbt(*args):
+        return h.run_dbt(workdir, h.DBT_DIR, *args, target="duckdb", extra_env=env)
+
     days = history.create(db_path, BASE_DAYS * scale, ROWS_PER_DAY)
     with duckdb.connect(str(db_path)) as con:
         [(history_rows,)] = con.execute("select count(*) from raw.events").fetchall()
