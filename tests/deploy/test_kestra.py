@@ -70,7 +70,7 @@ def _strings(node):
 
 def test_there_are_flows():
     ids = {p.stem for p in FLOW_FILES}
-    assert {"hourly-batch-load", "dbt-nightly-rebuild", "backfill-range"} <= ids
+    assert {"hourly-batch-load", "dbt-nightly-rebuild", "backfill-range", "dbt-build"} <= ids
 
 
 def test_plugin_list_pins_a_kestra_version():
@@ -159,32 +159,56 @@ def _selectors() -> set[str]:
     return {s["name"] for s in doc["selectors"]}
 
 
+def _dbt_subflows(flow: dict) -> list[dict]:
+    return [
+        t for t in _all_tasks(flow)
+        if t["type"] == "io.kestra.plugin.core.flow.Subflow" and t["flowId"] == "dbt-build"
+    ]
+
+
+def test_every_dbt_run_goes_through_one_flow_that_never_runs_twice_at_once():
+    """Incremental models record what they consumed at the end of a run: two dbt runs at once
+    could rebuild a day from a snapshot the other already moved past."""
+    for path in FLOW_FILES:
+        if path.stem != "dbt-build":
+            assert not _dbt_commands(_flow(path)), f"{path.name} runs dbt itself instead of through dbt-build"
+    flow = _flow(FLOWS / "dbt-build.yml")
+    assert flow["concurrency"] == {"limit": 1, "behavior": "QUEUE"}
+    (dbt,) = _dbt_commands(flow)
+    assert "dbt build" in dbt and "--target bigquery" in dbt
+    assert "--selector ' ~ inputs.selector" in dbt and "--full-refresh" in dbt
+    (selector,) = [i for i in flow["inputs"] if i["id"] == "selector"]
+    assert set(selector["values"]) <= _selectors() and selector["defaults"] == "hourly"
+    callers = {path.stem: _dbt_subflows(_flow(path)) for path in FLOW_FILES}
+    for name in ("hourly-batch-load", "dbt-nightly-rebuild", "backfill-range"):
+        assert callers[name], f"{name} does not build dbt through dbt-build"
+        for task in callers[name]:
+            assert task["namespace"] == NAMESPACE and task["wait"] is True and task["transmitFailed"] is True
+
+
 def test_the_hourly_flow_loads_without_a_window_and_builds_the_hourly_dbt_models_after_the_load():
     flow = _flow(FLOWS / "hourly-batch-load.yml")
     order = [t["id"] for t in flow["tasks"]]
-    assert order == ["batch", "compact", "load", "dbt"], order
+    assert order == ["batch", "compact", "load", "dbt_hourly"], order
     text = (FLOWS / "hourly-batch-load.yml").read_text()
     for window in ("--from", "--to", "--hour=", "dateAdd"):
         assert window not in text, f"the hourly flow still passes a fixed window ({window}): late data would be missed"
-    (dbt,) = _dbt_commands(flow)
-    assert "dbt build" in dbt and "--target bigquery" in dbt and "--selector hourly" in dbt
-    assert "--full-refresh" not in dbt
-    assert "hourly" in _selectors()
+    (dbt,) = _dbt_subflows(flow)
+    assert dbt["inputs"] == {"selector": "hourly"}
 
 
 def test_the_nightly_flow_builds_what_needs_the_history_and_full_refresh_is_on_demand():
     flow = _flow(FLOWS / "dbt-nightly-rebuild.yml")
-    (dbt,) = _dbt_commands(flow)
-    assert "dbt build" in dbt and "--target bigquery" in dbt
-    assert "--selector nightly" in dbt and "--full-refresh" in dbt, "nightly selector, full refresh behind the input"
+    (dbt,) = _dbt_subflows(flow)
+    assert dbt["inputs"]["selector"] == "nightly"
+    assert dbt["inputs"]["full_refresh"] == "{{ inputs.full_refresh }}"
     assert flow["triggers"][0]["inputs"]["full_refresh"] is False, "the schedule must not full-refresh every night"
-    assert "nightly" in _selectors()
 
 
 def test_the_backfill_loads_changed_days_and_rebuilds_them_from_the_load_record():
     flow = _flow(FLOWS / "backfill-range.yml")
-    (dbt,) = _dbt_commands(flow)
-    assert "--selector hourly" in dbt, dbt
+    (dbt,) = _dbt_subflows(flow)
+    assert dbt["inputs"] == {"selector": "hourly"}
     text = (FLOWS / "backfill-range.yml").read_text()
     assert "{% if inputs.reload %},--from=" in text, "a forced reload only when asked"
 
