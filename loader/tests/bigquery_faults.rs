@@ -10,41 +10,17 @@
 
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use batcher::lake::{GcsLake, Lake, hour_prefix};
-use batcher::parquet_io::{ParquetSettings, write_events};
-use chrono::{DateTime, Utc};
-use event_model::{Event, EventType};
+use batcher::lake::GcsLake;
+use common::{BigQueryEmulator, PROJECT, Process, ROOT, events, free_port, skip};
 use fault_proxy::{Action, FaultProxy, Rule, When};
-use serde_json::{Value, json};
-
-const PROJECT: &str = "test-project";
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn skip(why: &str) {
-    let message = format!("SKIPPED: {why}");
-    if std::env::var_os("CLICKSTREAM_REQUIRE_EMULATORS").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("{message}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use serde_json::json;
 
 fn fake_gcs_server() -> Option<PathBuf> {
     let lib = Path::new(ROOT).join(".venv/lib");
@@ -62,35 +38,15 @@ fn fake_gcs_server() -> Option<PathBuf> {
 
 /// Both emulators, started; and a lake straight to the storage emulator for the test's own use.
 struct Emulators {
-    _bigquery: Process,
+    bigquery: BigQueryEmulator,
     _storage: Process,
-    _home: tempfile::TempDir,
-    bigquery: SocketAddr,
     storage: SocketAddr,
     lake: GcsLake,
-    http: reqwest::Client,
 }
 
 async fn start() -> Option<Emulators> {
-    let python = format!("{ROOT}/.venv/bin/python");
-    if !Path::new(&python).exists() {
-        skip(&format!("the project venv (with bqemulator) is missing at {python}"));
-        return None;
-    }
     let fake_gcs = fake_gcs_server()?;
-    let home = tempfile::tempdir().unwrap();
-    let (rest, grpc) = (free_port(), free_port());
-    let bigquery_process = Process(
-        Command::new(&python)
-            .arg(format!("{ROOT}/tests/dbt/bq_emulator.py"))
-            .args([rest.to_string(), grpc.to_string()])
-            .env("HOME", home.path())
-            .current_dir(home.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let bigquery = common::bqemulator().await?;
     let storage_port = free_port();
     let storage_process = Process(
         Command::new(fake_gcs)
@@ -101,60 +57,28 @@ async fn start() -> Option<Emulators> {
             .spawn()
             .unwrap(),
     );
-    let http = reqwest::Client::new();
-    let bigquery: SocketAddr = format!("127.0.0.1:{rest}").parse().unwrap();
     let storage: SocketAddr = format!("127.0.0.1:{storage_port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let bq = http.get(format!("http://{bigquery}/bigquery/v2/projects/{PROJECT}/datasets")).send().await;
-        let gcs = http.get(format!("http://{storage}/storage/v1/b")).send().await;
-        if bq.is_ok_and(|r| r.status().is_success()) && gcs.is_ok_and(|r| r.status().is_success()) {
+        let created = http
+            .post(format!("http://{storage}/storage/v1/b?project={PROJECT}"))
+            .json(&json!({"name": "lake"}))
+            .send()
+            .await;
+        if created.as_ref().is_ok_and(|r| r.status().is_success()) {
             break;
         }
-        assert!(Instant::now() < deadline, "the emulators did not answer within 90 s");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(Instant::now() < deadline, "fake-gcs-server did not create the bucket within 30 s: {created:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let created = http
-        .post(format!("http://{storage}/storage/v1/b?project={PROJECT}"))
-        .json(&json!({"name": "lake"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "creating the bucket: {}", created.status());
     let lake = GcsLake::connect("lake", "", Some(format!("http://{storage}"))).await.unwrap();
-    Some(Emulators {
-        _bigquery: bigquery_process,
-        _storage: storage_process,
-        _home: home,
-        bigquery,
-        storage,
-        lake,
-        http,
-    })
-}
-
-fn events(hour: &str, count: usize) -> Vec<Event> {
-    let start: DateTime<Utc> = hour.parse().unwrap();
-    (0..count)
-        .map(|i| {
-            let mut e = Event::new(
-                uuid::Uuid::new_v4().to_string(),
-                EventType::ProductView,
-                start + chrono::Duration::seconds(i as i64 * 11),
-                start,
-                "shop",
-            );
-            e.anonymous_id = Some(format!("a-{i}"));
-            e.product_id = Some(format!("p-{}", i % 4));
-            e
-        })
-        .collect()
+    Some(Emulators { bigquery, _storage: storage_process, storage, lake })
 }
 
 impl Emulators {
     async fn put(&self, hour: &str, name: &str, count: usize) {
-        let path = format!("{}{name}.parquet", hour_prefix(hour.parse().unwrap()));
-        self.lake.put(&path, write_events(&events(hour, count), ParquetSettings::default()).unwrap()).await.unwrap();
+        common::put(&self.lake, hour, name, &events(hour, count)).await;
     }
 
     /// Runs the loader with the lake's and BigQuery's requests sent through `storage` and `bigquery`.
@@ -176,17 +100,7 @@ impl Emulators {
     }
 
     async fn count(&self, sql: &str) -> u64 {
-        let answer: Value = self
-            .http
-            .post(format!("http://{}/bigquery/v2/projects/{PROJECT}/queries", self.bigquery))
-            .json(&json!({"query": sql, "useLegacySql": false}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["rows"][0]["f"][0]["v"].as_str().unwrap_or_else(|| panic!("no count in {answer}")).parse().unwrap()
+        self.bigquery.count(sql).await
     }
 
     async fn events_and_distinct(&self) -> (u64, u64) {
@@ -212,7 +126,7 @@ async fn a_load_through_resets_503s_and_stalls_on_both_services_ends_with_every_
     emulators.put("2026-11-24T11:00:00Z", "spool-4", 12).await;
     let backend_error = r#"{"error":{"code":503,"message":"Backend error","errors":[{"reason":"backendError","message":"Backend error"}]}}"#;
     let bigquery = FaultProxy::http(
-        emulators.bigquery,
+        emulators.bigquery.address,
         vec![
             Rule::new("reset a query", Action::Reset).method("POST").path_contains("/queries").when(When::EveryNth(4)),
             Rule::new("503 an upload", Action::respond(503, backend_error))
@@ -277,7 +191,7 @@ async fn rate_limits_are_retried_with_backoff_and_a_failed_job_counts_in_the_bud
     })
     .to_string();
     let bigquery = FaultProxy::http(
-        emulators.bigquery,
+        emulators.bigquery.address,
         vec![
             Rule::new("refuse an upload", Action::respond(403, rate_limited))
                 .path_contains("/upload/")
@@ -309,7 +223,7 @@ async fn a_quota_exceeded_stops_the_run_cleanly_naming_the_quota_and_the_next_ru
     let quota = r#"{"error":{"code":403,"message":"Quota exceeded: Your table exceeded quota for imports or query appends per table. For more information, see https://cloud.google.com/bigquery/docs/troubleshoot-quotas","errors":[{"reason":"quotaExceeded","message":"Quota exceeded: Your table exceeded quota for imports or query appends per table."}]}}"#;
     let storage = FaultProxy::http(emulators.storage, Vec::new()).await.unwrap();
     // The newest day loads; the table's quota is spent when the second day's job is submitted.
-    let bigquery = FaultProxy::http(emulators.bigquery, Vec::new()).await.unwrap();
+    let bigquery = FaultProxy::http(emulators.bigquery.address, Vec::new()).await.unwrap();
     let first_upload =
         Rule::new("let the first upload through", Action::Forward).path_contains("/upload/").when(When::First(1));
     let quota_rule = Rule::new("quota", Action::respond(403, quota)).path_contains("/upload/");
@@ -338,7 +252,7 @@ async fn a_quota_exceeded_stops_the_run_cleanly_naming_the_quota_and_the_next_ru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_lake_exits_75_and_a_missing_bucket_exits_1() {
     let Some(emulators) = start().await else { return };
-    let endpoint = format!("http://{}", emulators.bigquery);
+    let endpoint = emulators.bigquery.endpoint();
     // Nothing listens on the lake's address: transient, try later.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let unreachable = emulators.load(&format!("http://{dead}"), &endpoint, &[]);

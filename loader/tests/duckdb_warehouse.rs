@@ -5,108 +5,24 @@
 
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use batcher::lake::{Lake, LocalLake, hour_prefix};
-use batcher::parquet_io::{ParquetSettings, write_events};
-use chrono::{DateTime, Utc};
-use event_model::{Event, EventType};
+use batcher::lake::{Lake, hour_prefix};
+use common::{Local, events, put};
 
-fn python() -> Option<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
-    if Path::new(path).exists() {
-        return Some(path.to_owned());
-    }
-    let message = format!("SKIPPED: the project venv is missing at {path} (run scripts/python-env.sh)");
-    if std::env::var_os("CLICKSTREAM_REQUIRE_EMULATORS").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("{message}");
-    None
+fn setup() -> Option<Local> {
+    common::local()
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    lake_dir: PathBuf,
-    database: PathBuf,
-    python: String,
-    lake: Arc<LocalLake>,
-}
-
-fn setup() -> Option<Setup> {
-    let python = python()?;
-    let dir = tempfile::tempdir().unwrap();
-    let lake_dir = dir.path().join("lake");
-    let database = dir.path().join("warehouse.duckdb");
-    let lake = Arc::new(LocalLake::new(&lake_dir));
-    Some(Setup { _dir: dir, lake_dir, database, python, lake })
-}
-
-fn events(hour: &str, count: usize) -> Vec<Event> {
-    let start: DateTime<Utc> = hour.parse().unwrap();
-    (0..count)
-        .map(|i| {
-            let mut e = Event::new(
-                uuid::Uuid::new_v4().to_string(),
-                EventType::PageView,
-                start + chrono::Duration::seconds(i as i64),
-                start,
-                "test",
-            );
-            e.anonymous_id = Some("a".into());
-            e
-        })
-        .collect()
-}
-
-async fn put(lake: &dyn Lake, hour: &str, name: &str, events: &[Event]) {
-    let prefix = hour_prefix(hour.parse().unwrap());
-    lake.put(&format!("{prefix}{name}.parquet"), write_events(events, ParquetSettings::default()).unwrap())
-        .await
-        .unwrap();
-}
-
-impl Setup {
-    fn load(&self, extra: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_clickstream-loader"))
-            .arg("load")
-            .arg("--lake")
-            .arg(&self.lake_dir)
-            .arg("--duckdb-path")
-            .arg(&self.database)
-            .args(["--duckdb-python", &self.python])
-            .args(extra)
-            .output()
-            .unwrap()
-    }
-
-    fn load_ok(&self, extra: &[&str]) -> String {
-        let output = self.load(extra);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn query(&self, sql: &str) -> serde_json::Value {
-        let script = "import duckdb, json, sys\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint(json.dumps(con.execute(sys.argv[2]).fetchall(), default=str))";
-        let output = Command::new(&self.python).args(["-c", script]).arg(&self.database).arg(sql).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn count_by_hour(&self) -> Vec<(String, u64)> {
-        let rows = self.query("select strftime(date_trunc('hour', event_time) at time zone 'UTC', '%d %H'), count(*) from raw.events group by 1 order by 1");
-        rows.as_array().unwrap().iter().map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap())).collect()
-    }
-
-    fn plan(&self, extra: &[&str]) -> serde_json::Value {
-        let mut args = vec!["--dry-run"];
-        args.extend_from_slice(extra);
-        serde_json::from_str(&self.load_ok(&args)).unwrap()
-    }
+/// Rows per `day hour` (`24 10`) of the warehouse.
+fn count_by_hour(s: &Local) -> Vec<(String, u64)> {
+    let rows = s.query("select strftime(date_trunc('hour', event_time) at time zone 'UTC', '%d %H'), count(*) from raw.events group by 1 order by 1");
+    rows.as_array().unwrap().iter().map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap())).collect()
 }
 
 fn hours(counts: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -123,7 +39,7 @@ async fn days_load_once_reload_without_duplicates_and_a_late_file_reloads_only_i
     assert!(first.starts_with("loader: 2 partitions loaded, 0 skipped, 0 deferred, 58 rows"), "{first}");
     let again = s.load_ok(&[]);
     assert!(again.starts_with("loader: 0 partitions loaded, 2 skipped, 0 deferred, 0 rows"), "{again}");
-    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 30), ("24 11", 20)]));
+    assert_eq!(count_by_hour(&s), hours(&[("23 05", 8), ("24 10", 30), ("24 11", 20)]));
 
     // A late file arrives for hour 10: its day is reloaded as one job, and nothing is doubled.
     put(s.lake.as_ref(), "2026-11-24T10:00:00Z", "spool-2", &events("2026-11-24T10:00:00Z", 5)).await;
@@ -142,12 +58,12 @@ async fn days_load_once_reload_without_duplicates_and_a_late_file_reloads_only_i
     );
     let late = s.load_ok(&[]);
     assert!(late.starts_with("loader: 1 partitions loaded, 1 skipped, 0 deferred, 55 rows"), "{late}");
-    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
+    assert_eq!(count_by_hour(&s), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
 
     // A forced range reloads an unchanged day, still without duplicates.
     let forced = s.load_ok(&["--from", "2026-11-23", "--to", "2026-11-23T23"]);
     assert!(forced.starts_with("loader: 1 partitions loaded, 0 skipped, 0 deferred, 8 rows"), "{forced}");
-    assert_eq!(s.count_by_hour(), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
+    assert_eq!(count_by_hour(&s), hours(&[("23 05", 8), ("24 10", 35), ("24 11", 20)]));
     let loads =
         s.query("select strftime(partition_date, '%Y-%m-%d'), row_count from raw._partition_loads order by loaded_at");
     assert_eq!(
@@ -174,7 +90,7 @@ async fn a_late_file_for_a_day_weeks_old_is_loaded_by_the_next_run_without_any_w
     put(s.lake.as_ref(), "2026-11-03T19:00:00Z", "spool-7", &events("2026-11-03T19:00:00Z", 3)).await;
     let late = s.load_ok(&[]);
     assert!(late.starts_with("loader: 1 partitions loaded, 1 skipped"), "{late}");
-    assert_eq!(s.count_by_hour(), hours(&[("03 19", 3), ("24 10", 4)]));
+    assert_eq!(count_by_hour(&s), hours(&[("03 19", 3), ("24 10", 4)]));
 }
 
 #[tokio::test]
@@ -200,7 +116,7 @@ async fn a_backfill_larger_than_the_budget_loads_what_fits_newest_first_and_the_
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stdout.starts_with("loader: 2 partitions loaded, 0 skipped, 3 deferred, 9 rows"), "{stdout}");
     assert!(stderr.contains("3 of 5 changed partitions are left for the next run"), "{stderr}");
-    assert_eq!(s.count_by_hour(), hours(&[("04 08", 4), ("05 08", 5)]), "newest days first");
+    assert_eq!(count_by_hour(&s), hours(&[("04 08", 4), ("05 08", 5)]), "newest days first");
 
     // The two jobs of the last 24 hours still count: a second run with the same budget waits.
     let waiting = s.load_ok(&["--daily-job-budget", "2"]);
@@ -210,7 +126,7 @@ async fn a_backfill_larger_than_the_budget_loads_what_fits_newest_first_and_the_
     assert!(next.starts_with("loader: 2 partitions loaded, 2 skipped, 1 deferred"), "{next}");
     let rest = s.load_ok(&[]);
     assert!(rest.starts_with("loader: 1 partitions loaded, 4 skipped, 0 deferred, 1 rows"), "{rest}");
-    assert_eq!(s.count_by_hour().len(), 5);
+    assert_eq!(count_by_hour(&s).len(), 5);
     let runs =
         s.query("select outcome, partitions_loaded, partitions_deferred from raw._load_runs order by started_at");
     assert_eq!(
@@ -304,7 +220,7 @@ async fn a_corrupt_file_fails_naming_the_day_and_leaves_the_table_as_it_was() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("loading 2026-11-24 into duckdb"), "{stderr}");
     assert!(stderr.contains("spool-3.parquet"), "the error names the file: {stderr}");
-    assert_eq!(s.count_by_hour(), hours(&[("24 10", 7)]), "the failed load changed the table");
+    assert_eq!(count_by_hour(&s), hours(&[("24 10", 7)]), "the failed load changed the table");
 }
 
 #[test]

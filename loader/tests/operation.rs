@@ -4,70 +4,20 @@
 
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use batcher::compact::{CompactSettings, compact_day, compact_hour};
-use batcher::lake::{Lake, LocalLake, hour_prefix};
+use batcher::lake::{Lake, hour_prefix};
 use batcher::parquet_io::{ParquetSettings, write_events};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use event_model::{Event, EventType};
 use rand::{Rng, SeedableRng};
 
-fn python() -> Option<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
-    if Path::new(path).exists() {
-        return Some(path.to_owned());
-    }
-    let message = format!("SKIPPED: the project venv is missing at {path} (run scripts/python-env.sh)");
-    if std::env::var_os("CLICKSTREAM_REQUIRE_EMULATORS").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("{message}");
-    None
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    lake_dir: PathBuf,
-    database: PathBuf,
-    python: String,
-    lake: LocalLake,
-}
-
-fn setup() -> Option<Setup> {
-    let python = python()?;
-    let dir = tempfile::tempdir().unwrap();
-    let lake_dir = dir.path().join("lake");
-    let database = dir.path().join("warehouse.duckdb");
-    let lake = LocalLake::new(&lake_dir);
-    Some(Setup { _dir: dir, lake_dir, database, python, lake })
-}
-
-impl Setup {
-    fn load(&self, extra: &[&str]) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_clickstream-loader"))
-            .arg("load")
-            .arg("--lake")
-            .arg(&self.lake_dir)
-            .arg("--duckdb-path")
-            .arg(&self.database)
-            .args(["--duckdb-python", &self.python])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn query(&self, sql: &str) -> serde_json::Value {
-        let script = "import duckdb, json, sys\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint(json.dumps(con.execute(sys.argv[2]).fetchall(), default=str))";
-        let output = Command::new(&self.python).args(["-c", script]).arg(&self.database).arg(sql).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
+fn setup() -> Option<common::Local> {
+    common::local()
 }
 
 fn events_at(times: &[DateTime<Utc>]) -> Vec<Event> {
@@ -105,21 +55,23 @@ async fn hourly_operation_with_late_data_spends_one_job_per_changed_day() {
         for hh in 0..24 {
             let now = start + Duration::hours(day * 24 + hh);
             // The hour that just closed, as the batcher writes it over the hour.
-            put_hour(&s.lake, now - Duration::hours(1), &format!("spool-{day}-{hh}-a"), 40).await;
-            put_hour(&s.lake, now - Duration::hours(1), &format!("spool-{day}-{hh}-b"), 25).await;
+            put_hour(s.lake.as_ref(), now - Duration::hours(1), &format!("spool-{day}-{hh}-a"), 40).await;
+            put_hour(s.lake.as_ref(), now - Duration::hours(1), &format!("spool-{day}-{hh}-b"), 25).await;
             // Every few hours a phone sends its offline queue: events of a day 1 to 20 days back.
             if rng.random_ratio(1, 4) {
                 let back = Duration::days(rng.random_range(1..=20)) + Duration::hours(rng.random_range(0..24));
                 let late_hour = now - back;
-                put_hour(&s.lake, late_hour, &format!("late-{day}-{hh}"), 3).await;
+                put_hour(s.lake.as_ref(), late_hour, &format!("late-{day}-{hh}"), 3).await;
                 late_files += 1;
             }
             // Compaction as the hourly flow runs it: the hour before, and yesterday once closed.
-            compact_hour(&s.lake, now - Duration::hours(2), ParquetSettings::default()).await.unwrap();
+            compact_hour(s.lake.as_ref(), now - Duration::hours(2), ParquetSettings::default()).await.unwrap();
             if hh == 1 {
-                compact_day(&s.lake, (now - Duration::days(1)).date_naive(), CompactSettings::default()).await.unwrap();
+                compact_day(s.lake.as_ref(), (now - Duration::days(1)).date_naive(), CompactSettings::default())
+                    .await
+                    .unwrap();
             }
-            s.load(&[]);
+            s.load_ok(&[]);
         }
         let after = s.query("select count(*) from raw._load_jobs")[0][0].as_u64().unwrap();
         jobs_per_day.push(after - before);
@@ -158,7 +110,8 @@ async fn a_rees46_sized_seven_month_backfill_is_one_job_per_day_and_fits_one_run
         hour += Duration::hours(1);
         hours += 1;
     }
-    let plan: serde_json::Value = serde_json::from_str(&s.load(&["--dry-run", "--daily-job-budget", "1000"])).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&s.load_ok(&["--dry-run", "--daily-job-budget", "1000"])).unwrap();
     eprintln!(
         "REES46-sized backfill plan: totals {} this run {} runs needed {} budget {}",
         plan["totals"], plan["this_run"], plan["runs_needed"], plan["budget"]
@@ -173,7 +126,8 @@ async fn a_rees46_sized_seven_month_backfill_is_one_job_per_day_and_fits_one_run
     assert_eq!(plan["jobs"][0]["partition"], "2020-04-30", "newest first");
     assert_eq!(plan["jobs"][212]["partition"], "2019-10-01");
     // With a smaller budget the same backfill spreads over runs, and says so before starting.
-    let small: serde_json::Value = serde_json::from_str(&s.load(&["--dry-run", "--daily-job-budget", "100"])).unwrap();
+    let small: serde_json::Value =
+        serde_json::from_str(&s.load_ok(&["--dry-run", "--daily-job-budget", "100"])).unwrap();
     assert_eq!(small["this_run"]["jobs"], 100);
     assert_eq!(small["deferred"].as_array().unwrap().len(), 113);
     assert_eq!(small["runs_needed"], 3);
@@ -195,12 +149,12 @@ async fn a_six_month_sparse_log_ends_at_one_file_per_day_and_loads_quickly() {
     // 11 or 12 events an hour: 2,540 hours of 12 and 173 of 11.
     let (base, extra) = (32_283 / busy.len(), 32_283 % busy.len());
     for (index, offset) in busy.iter().enumerate() {
-        put_hour(&s.lake, start + Duration::hours(*offset), "spool-1", base + usize::from(index < extra)).await;
+        put_hour(s.lake.as_ref(), start + Duration::hours(*offset), "spool-1", base + usize::from(index < extra)).await;
     }
     let days: BTreeSet<NaiveDate> = busy.iter().map(|o| (start + Duration::hours(*o)).date_naive()).collect();
     let before = s.lake.list("events/").await.unwrap().len();
     for day in &days {
-        compact_day(&s.lake, *day, CompactSettings::default()).await.unwrap();
+        compact_day(s.lake.as_ref(), *day, CompactSettings::default()).await.unwrap();
     }
     let files: Vec<String> =
         s.lake.list("events/").await.unwrap().into_iter().map(|o| o.path).filter(|p| p.ends_with(".parquet")).collect();
@@ -209,7 +163,7 @@ async fn a_six_month_sparse_log_ends_at_one_file_per_day_and_loads_quickly() {
     assert_eq!(files.len(), days.len(), "at most one file per day with data");
     assert_eq!(file_days, days);
     let started = Instant::now();
-    let summary = s.load(&[]);
+    let summary = s.load_ok(&[]);
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("six-month sparse log: {before} hour files → {} day files; {summary}", files.len());
     assert!(
