@@ -67,6 +67,12 @@ pub struct Config {
     #[arg(long, env = "CLICKSTREAM_SPOOL_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub spool_max_bytes: u64,
 
+    /// At start-up, wait this many milliseconds for the spool's lock while a batcher holds it
+    /// to seal what a crashed collector left open; a lock held longer belongs to another
+    /// collector on the same directory, and start-up fails.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_LOCK_WAIT_MS", default_value_t = 10_000)]
+    pub spool_lock_wait_ms: u64,
+
     /// Google Cloud project of the Pub/Sub topics (sink=pubsub).
     #[arg(long, env = "CLICKSTREAM_PUBSUB_PROJECT")]
     pub pubsub_project: Option<String>,

@@ -25,6 +25,7 @@ async fn open_sink(config: &Config) -> anyhow::Result<Arc<dyn EventSink>> {
                 max_segment_bytes: config.spool_segment_bytes,
                 max_segment_age: Duration::from_millis(config.spool_segment_age_ms),
                 max_spool_bytes: config.spool_max_bytes,
+                lock_wait: Duration::from_millis(config.spool_lock_wait_ms),
                 ..SpoolWriterConfig::new(&config.spool_dir)
             })
             .map_err(|e| anyhow::anyhow!("cannot open the spool at {}: {e}", config.spool_dir.display()))?;

@@ -24,6 +24,10 @@ fn free_port() -> u16 {
 }
 
 fn start_collector(spool: &std::path::Path, port: u16) -> Child {
+    start_collector_logging(spool, port, Stdio::null())
+}
+
+fn start_collector_logging(spool: &std::path::Path, port: u16, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_clickstream-collector"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--spool-dir"])
         .arg(spool)
@@ -31,7 +35,7 @@ fn start_collector(spool: &std::path::Path, port: u16) -> Child {
         .args(["--spool-segment-bytes", "262144"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the collector binary starts")
 }
@@ -121,4 +125,71 @@ async fn every_acknowledged_event_survives_sigkill() {
         acknowledged.len(),
         stored.len()
     );
+}
+
+/// A batcher seals the open segment a SIGKILLed collector left, holding the stream's lock while
+/// it does; the collector restarted at that moment must wait for the lock, log that it waits,
+/// and start, not exit with "another process is writing the spool". Each round holds the lock
+/// for longer than a seal takes, the worst case of the race, so the test does not depend on
+/// winning it by chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_restarted_while_a_batcher_seals_waits_and_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let events_dir = stream_dir(&spool, EVENTS_STREAM);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut acknowledged = HashSet::new();
+
+    let mut port = free_port();
+    let mut child = start_collector(&spool, port);
+    wait_ready(&client, port).await;
+    for round in 0..4 {
+        for _ in 0..20 {
+            let ids: Vec<String> = (0..5).map(|_| common::uuid()).collect();
+            let events: Vec<_> = ids.iter().map(|id| common::page_view(id)).collect();
+            let response = client
+                .post(format!("http://127.0.0.1:{port}/v1/events"))
+                .header("x-write-key", "durable-key")
+                .json(&serde_json::json!({"events": events}))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "round {round}: {}", response.status());
+            acknowledged.extend(ids);
+        }
+        child.kill().expect("SIGKILL the collector");
+        child.wait().unwrap();
+
+        // The batcher's side: take the writer's lock and seal, exactly as SpoolReader does.
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(events_dir.join(queue::spool::format::LOCK_FILE))
+            .unwrap();
+        lock.try_lock().expect("no writer holds the lock after SIGKILL");
+        port = free_port();
+        let log = dir.path().join(format!("collector-{round}.log"));
+        child = start_collector_logging(&spool, port, std::fs::File::create(&log).unwrap().into());
+        queue::spool::format::seal_abandoned(&events_dir).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the restarted collector exited while the batcher held the lock: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        drop(lock);
+        wait_ready(&client, port).await;
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("the spool lock is held"), "round {round}: the wait is logged: {logged}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let records = common::read_stream(&events_dir);
+    let stored: HashSet<String> =
+        records.iter().map(|r| Event::from_json_bytes(r).expect("every record decodes").event_id).collect();
+    assert_eq!(stored.len(), records.len(), "an acknowledged request was stored twice");
+    let missing = acknowledged.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} acknowledged events were lost", acknowledged.len());
 }

@@ -285,8 +285,38 @@ async fn a_restarted_writer_seals_the_old_segment_and_never_reuses_its_id() {
 async fn only_one_writer_may_hold_a_stream() {
     let dir = tempfile::tempdir().unwrap();
     let _writer = SpoolWriter::open(config(dir.path())).unwrap();
-    let error = SpoolWriter::open(config(dir.path())).err().expect("a second writer is refused");
-    assert!(error.to_string().contains("another process is writing the spool"), "{error}");
+    let started = std::time::Instant::now();
+    let second = SpoolWriterConfig { lock_wait: Duration::from_millis(300), ..config(dir.path()) };
+    let error = SpoolWriter::open(second).err().expect("a second writer is refused");
+    assert!(error.to_string().contains("another process has been writing the spool"), "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lock first");
+}
+
+/// A batcher holds the writer's lock while it seals the open segment a killed collector left;
+/// a collector restarted at that moment waits for it and then starts, it does not fail.
+#[tokio::test]
+async fn a_writer_waits_for_a_reader_sealing_an_abandoned_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = format::MAGIC.to_vec();
+    format::encode_record(&mut bytes, b"left open by a killed writer");
+    std::fs::write(format::segment_path(dir.path(), 7, OPEN_SUFFIX), bytes).unwrap();
+
+    // The reader's side of the protocol, held for longer than a seal takes.
+    let held = std::fs::File::options().create(true).truncate(false).write(true).open(dir.path().join("LOCK")).unwrap();
+    held.try_lock().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let writer = SpoolWriter::open(config(dir.path())).expect("the writer waits for the lock instead of failing");
+    assert!(started.elapsed() >= Duration::from_millis(350), "it waited: {:?}", started.elapsed());
+    releaser.join().unwrap();
+    writer.append(&[b"after the restart".to_vec()]).await.unwrap();
+    writer.close();
+
+    let records = drain(&SpoolReader::open(dir.path()).unwrap());
+    assert_eq!(records, vec![b"left open by a killed writer".to_vec(), b"after the restart".to_vec()]);
 }
 
 #[tokio::test]

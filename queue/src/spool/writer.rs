@@ -56,6 +56,11 @@ pub struct SpoolWriterConfig {
     /// Write segments with `O_DIRECT` where the filesystem supports it (see the module docs);
     /// `false` always goes through the page cache.
     pub direct_io: bool,
+    /// How long [`SpoolWriter::open`] waits for the stream's lock while someone else holds it.
+    /// A batcher takes the lock for a moment to seal what a crashed writer left open; a writer
+    /// restarted at that moment waits for it instead of failing. A lock still held after this
+    /// long belongs to another running writer, and opening fails.
+    pub lock_wait: Duration,
 }
 
 impl SpoolWriterConfig {
@@ -68,6 +73,7 @@ impl SpoolWriterConfig {
             max_pending_requests: 4096,
             max_spool_bytes: 0,
             direct_io: true,
+            lock_wait: Duration::from_secs(10),
         }
     }
 }
@@ -159,16 +165,7 @@ impl SpoolWriter {
     /// and starts the writer thread.
     pub fn open(config: SpoolWriterConfig) -> io::Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(config.dir.join(LOCK_FILE))?;
-        lock.try_lock().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "another process is writing the spool at {}; one collector per spool directory",
-                    config.dir.display()
-                ),
-            )
-        })?;
+        let lock = lock_stream(&config.dir, config.lock_wait)?;
         let recovered = format::seal_abandoned(&config.dir)?;
         if recovered > 0 {
             tracing::info!(dir = %config.dir.display(), recovered, "sealed segments left open by a previous writer");
@@ -600,6 +597,49 @@ fn write_all_vectored(file: &mut File, group: &[Append]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Takes the stream's writer lock, waiting up to `wait` while another process holds it.
+///
+/// Readers hold the lock only while they seal an abandoned segment (milliseconds to a second);
+/// a writer holds it for as long as it runs. Waiting, bounded, tells the two apart.
+fn lock_stream(dir: &Path, wait: Duration) -> io::Result<File> {
+    let lock = File::options().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    let started = Instant::now();
+    let mut logged = false;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => {
+                if logged {
+                    tracing::info!(dir = %dir.display(), waited_ms = started.elapsed().as_millis() as u64, "took the spool lock");
+                }
+                return Ok(lock);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(error)) => return Err(error),
+        }
+        if started.elapsed() >= wait {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "another process has been writing the spool at {} for {} ms; \
+                     one collector per spool directory",
+                    dir.display(),
+                    wait.as_millis()
+                ),
+            ));
+        }
+        if !logged {
+            tracing::warn!(
+                dir = %dir.display(),
+                wait_ms = wait.as_millis() as u64,
+                "the spool lock is held (a batcher sealing a previous writer's segment, or another \
+                 collector); waiting"
+            );
+            logged = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// 64 KiB of zeros on a [`BLOCK`] boundary, so direct writes can use them too.
