@@ -45,16 +45,23 @@ pub struct DuckDbWarehouse {
 
 impl DuckDbWarehouse {
     /// Starts the worker with `python` on the database at `path`; `read_only` opens it without
-    /// writing (and without creating a missing file), for dry runs.
-    pub async fn open(python: &str, path: &Path, lake_root: &Path, read_only: bool) -> Result<Self, WarehouseError> {
+    /// writing (and without creating a missing file), for dry runs. While another process holds
+    /// the file's lock the worker waits up to `lock_wait` for it; after that every call fails as
+    /// [`WarehouseError::Unavailable`].
+    pub async fn open(
+        python: &str,
+        path: &Path,
+        lake_root: &Path,
+        read_only: bool,
+        lock_wait: std::time::Duration,
+    ) -> Result<Self, WarehouseError> {
         if !read_only && let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| WarehouseError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
         let mut command = Command::new(python);
         command.args(["-c", WORKER]).arg(path).arg(std::process::id().to_string());
-        if read_only {
-            command.arg("read-only");
-        }
+        command.arg(format!("{:.3}", lock_wait.as_secs_f64()));
+        command.arg(if read_only { "read-only" } else { "read-write" });
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -92,6 +99,9 @@ impl DuckDbWarehouse {
         }
         let answer: serde_json::Value = serde_json::from_str(&answer).map_err(|e| gone(&e))?;
         match answer.get("error").and_then(|e| e.as_str()) {
+            Some(error) if answer["retryable"].as_bool() == Some(true) => {
+                Err(WarehouseError::Unavailable(error.to_owned()))
+            }
             Some(error) => Err(WarehouseError::Refused(error.to_owned())),
             None => Ok(answer),
         }

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import duckdb
 
@@ -29,6 +30,30 @@ def die_with_parent(parent):
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+class Locked(Exception):
+    """The warehouse file stayed locked by another process for the whole wait."""
+
+
+def connect(path, read_only, wait_seconds):
+    """Opens the database, waiting while another process holds its lock: a dbt run, another
+    loader, or the worker of a loader killed a moment ago, which the kernel is still tearing
+    down. DuckDB reports a held lock only as an IOException naming it."""
+    deadline = time.monotonic() + wait_seconds
+    logged = False
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise Locked(f"{error} (waited {wait_seconds:g} s; set --duckdb-lock-wait-seconds to wait longer)") from None
+            if not logged:
+                print(f"clickstream-loader: the warehouse is locked, waiting up to {wait_seconds:g} s: {error}", file=sys.stderr)
+                logged = True
+            time.sleep(0.1)
 
 
 def prepare(con, request):
@@ -148,12 +173,14 @@ def main():
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    die_with_parent(int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid())
-    path, read_only = sys.argv[1], len(sys.argv) > 3 and sys.argv[3] == "read-only"
-    if read_only:
-        con = duckdb.connect(path, read_only=True) if os.path.exists(path) else None
-    else:
-        con = duckdb.connect(path)
+    die_with_parent(int(sys.argv[2]))
+    path, wait_seconds, read_only = sys.argv[1], float(sys.argv[3]), sys.argv[4] == "read-only"
+    con, unavailable = None, None
+    try:
+        if not read_only or os.path.exists(path):
+            con = connect(path, read_only, wait_seconds)
+    except Locked as error:
+        unavailable = str(error)
     if con is not None:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET TimeZone = 'UTC'")
@@ -163,6 +190,10 @@ def main():
     }
     for line in sys.stdin:
         request = json.loads(line)
+        if unavailable is not None:
+            protocol.write(json.dumps({"error": unavailable, "retryable": True}) + "\n")
+            protocol.flush()
+            continue
         try:
             if con is None and request["op"] not in ("state", "loaded_files"):
                 raise RuntimeError("the warehouse file does not exist (read-only worker)")

@@ -94,6 +94,11 @@ struct LoadArgs {
     #[arg(long, env = "CLICKSTREAM_DUCKDB_PYTHON", default_value = ".venv/bin/python")]
     duckdb_python: String,
 
+    /// Wait up to this many seconds for the DuckDB file's lock while another process (a dbt
+    /// run, another loader, a worker still exiting) holds it; then exit 75 (try later).
+    #[arg(long, env = "CLICKSTREAM_DUCKDB_LOCK_WAIT_SECONDS", default_value_t = 60)]
+    duckdb_lock_wait_seconds: u64,
+
     /// Project of the BigQuery dataset and load jobs (warehouse=bigquery).
     #[arg(long, env = "CLICKSTREAM_BIGQUERY_PROJECT")]
     bigquery_project: Option<String>,
@@ -168,6 +173,7 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
                 &args.duckdb_path,
                 std::path::Path::new(&args.lake),
                 args.dry_run,
+                Duration::from_secs(args.duckdb_lock_wait_seconds),
             )
             .await?,
         ),

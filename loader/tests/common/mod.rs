@@ -130,7 +130,7 @@ impl Local {
 
     /// A read-only query of the warehouse, its rows as JSON.
     pub fn query(&self, sql: &str) -> Value {
-        let script = "import duckdb, json, sys\ncon = duckdb.connect(sys.argv[1], read_only=True)\nprint(json.dumps(con.execute(sys.argv[2]).fetchall(), default=str))";
+        let script = "import duckdb, json, sys\ncon = duckdb.connect(sys.argv[1], read_only=True)\ncon.execute('SET enable_progress_bar = false')\nprint(json.dumps(con.execute(sys.argv[2]).fetchall(), default=str))";
         let output = Command::new(&self.python).args(["-c", script]).arg(&self.database).arg(sql).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice(&output.stdout).unwrap()
