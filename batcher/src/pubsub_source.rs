@@ -7,10 +7,16 @@
 //! only after every object holding them is durable. A crash before the ack means redelivery:
 //! events may then appear in two files, and dbt's staging layer removes the duplicates by
 //! `event_id` (the documented contract).
+//!
+//! Every run ends with the stream's shutdown, success or failure: the acks still in flight are
+//! sent before the process exits, and every message it held but did not write is nacked, so
+//! the next run gets it at once instead of after its ack deadline.
 
 use std::time::{Duration, Instant};
 
 use google_cloud_pubsub::client::Subscriber;
+use google_cloud_pubsub::subscriber::MessageStream;
+use google_cloud_pubsub::subscriber::ShutdownBehavior;
 use google_cloud_pubsub::subscriber::handler::Handler;
 use queue::pubsub::PubSubConfig;
 
@@ -109,8 +115,29 @@ pub async fn drain(
         .set_max_outstanding_messages(config.flush_events as i64)
         .set_max_outstanding_bytes(config.flush_bytes as i64)
         .set_max_lease(config.max_lease)
+        .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
         .build();
+    let shutdown = stream.shutdown_token();
+    let result = pull(config, writer, bounds, &mut stream, subscription).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, shutdown.shutdown()).await.is_err() {
+        tracing::warn!(
+            grace_seconds = SHUTDOWN_GRACE.as_secs(),
+            "the subscriber did not finish sending acks and nacks in time; unacked messages come back after their ack deadline"
+        );
+    }
+    result
+}
 
+/// How long a run waits at its end for the subscriber's last acks and nacks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+async fn pull(
+    config: &PubSubSourceConfig,
+    writer: &LakeWriter,
+    bounds: RunBounds,
+    stream: &mut MessageStream,
+    subscription: String,
+) -> Result<Summary, PubSubDrainError> {
     let started = Instant::now();
     let idle_exit = bounds.idle_exit.unwrap_or(Duration::from_secs(30));
     let mut summary = Summary::default();

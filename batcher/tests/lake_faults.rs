@@ -40,6 +40,7 @@ fn fast() -> GcsSettings {
 /// emulator (to check what is really stored).
 struct Faulty {
     _emulator: Process,
+    address: std::net::SocketAddr,
     proxy: FaultProxy,
     lake: GcsLake,
     direct: GcsLake,
@@ -51,7 +52,7 @@ async fn faulty(rules: Vec<Rule>) -> Option<Faulty> {
     let proxy = FaultProxy::http(address, rules).await.unwrap();
     let lake = GcsLake::connect_with("lake", "", Some(proxy.url()), fast()).await.unwrap();
     let direct = GcsLake::connect_with("lake", "", Some(format!("http://{address}")), fast()).await.unwrap();
-    Some(Faulty { _emulator: emulator, proxy, lake, direct })
+    Some(Faulty { _emulator: emulator, address, proxy, lake, direct })
 }
 
 fn gcs_503() -> Action {
@@ -321,4 +322,54 @@ async fn the_lake_works_on_gcp_storage_emulator_too() {
         assert_eq!(lake.describe(), "gs://lake/under/a-prefix/");
     })
     .await;
+}
+
+/// GCS down for a whole batcher run (every request answered 503), through the real binary on
+/// the spool: the run exits 75 (try later) with an error naming what GCS answered, after its
+/// bounded retries, and consumes no segment; the next run, GCS back, lands every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gcs_outage_fails_the_run_clearly_and_the_next_run_lands_every_event_once() {
+    use queue::EventSink;
+    let Some(s) = faulty(vec![Rule::new("GCS down", gcs_503())]).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let events: Vec<event_model::Event> = (0..300)
+        .map(|i| common::event(&common::uuid(), &format!("2026-11-24T{:02}:{:02}:00Z", 8 + i % 3, i % 60)))
+        .collect();
+    let sink = queue::spool::SpoolSink::open(queue::spool::SpoolWriterConfig::new(&spool)).unwrap();
+    sink.publish(&events.iter().map(event_model::Event::view).collect::<Vec<_>>(), &[]).await.unwrap();
+    sink.shutdown().await;
+    let run = |gcs: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clickstream-batcher"))
+            .args(["run", "--source", "spool", "--lake", "gs://lake", "--spool-dir"])
+            .arg(&spool)
+            .env("STORAGE_EMULATOR_HOST", gcs)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let failed = run(s.proxy.url());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(75), "a GCS outage is a try-later failure: {stderr}");
+    assert!(
+        stderr.contains("503") && stderr.contains("gs://lake/events/"),
+        "the error names the object and the answer: {stderr}"
+    );
+    assert!(s.proxy.counters().responded >= 2, "the outage was met and retried: {:?}", s.proxy.counters());
+    assert!(common::lake_contents(&s.direct).await.is_empty());
+    let failed_after = started.elapsed();
+
+    let next = run(format!("http://{}", s.address));
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    let mut copies: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for id in common::lake_contents(&s.direct).await.values().flatten() {
+        *copies.entry(id.clone()).or_default() += 1;
+    }
+    assert_eq!(copies.len(), events.len(), "every event landed");
+    assert!(copies.values().all(|n| *n == 1), "no event landed twice");
+    eprintln!(
+        "GCS outage: the run failed after {failed_after:.1?} with exit 75; the next run landed {} events once",
+        copies.len()
+    );
 }

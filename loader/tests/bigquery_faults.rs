@@ -267,3 +267,37 @@ async fn an_unreachable_lake_exits_75_and_a_missing_bucket_exits_1() {
     assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-lake"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bigquery_unavailable_for_a_whole_run_exits_75_and_the_next_run_loads_every_day_once() {
+    let Some(emulators) = start().await else { return };
+    emulators.put("2026-11-23T14:00:00Z", "spool-1", 15).await;
+    emulators.put("2026-11-24T10:00:00Z", "spool-2", 30).await;
+    let storage = format!("http://{}", emulators.storage);
+    let backend_error = r#"{"error":{"code":503,"message":"Backend error","errors":[{"reason":"backendError","message":"Backend error"}]}}"#;
+    let down = FaultProxy::http(
+        emulators.bigquery.address,
+        vec![Rule::new("BigQuery down", Action::respond(503, backend_error))],
+    )
+    .await
+    .unwrap();
+    let failed = emulators.load(&storage, &down.url(), &[]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(75), "an unavailable BigQuery is a try-later failure: {stderr}");
+    assert!(
+        stderr.contains("503") || stderr.to_lowercase().contains("backend error"),
+        "the error says what BigQuery answered: {stderr}"
+    );
+    assert!(down.counters().responded >= 2, "the outage was met and retried: {:?}", down.counters());
+
+    // Nothing listens at all: the same.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unreachable = emulators.load(&storage, &format!("http://{dead}"), &[]);
+    assert_eq!(unreachable.status.code(), Some(75), "{}", String::from_utf8_lossy(&unreachable.stderr));
+
+    let next = ok(emulators.load(&storage, &emulators.bigquery.endpoint(), &[]));
+    assert!(next.starts_with("loader: 2 partitions loaded, 0 skipped, 0 deferred, 45 rows"), "{next}");
+    assert_eq!(emulators.events_and_distinct().await, (45, 45));
+    let again = ok(emulators.load(&storage, &emulators.bigquery.endpoint(), &[]));
+    assert!(again.starts_with("loader: 0 partitions loaded, 2 skipped"), "{again}");
+}
