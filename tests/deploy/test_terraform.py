@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV_ROOT, MODULES, REPO, TERRAFORM, blocks, load_hcl
+from conftest import ENV_ROOT, MODULES, REPO, TERRAFORM, blocks, env_root_modules, load_hcl, resources
 
 TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
 ROOTS = sorted([p for p in MODULES.iterdir() if p.is_dir()]) + [ENV_ROOT]
@@ -148,3 +148,31 @@ def test_checkov_suppressions_have_written_reasons():
             if m:
                 reason = (m.group(2) or "").strip()
                 assert len(reason) >= 20, f"{path.relative_to(REPO)}:{lineno}: {m.group(1)} suppressed without a written reason"
+
+
+def test_alert_policies_watch_the_pipelines_own_resources():
+    """Each alert filters on the resource the environment wires in, notifies the configured
+    channels and tells the reader what to do; a filter naming a literal subscription or service
+    would watch nothing after a rename."""
+    monitoring = load_hcl(MODULES / "monitoring" / "main.tf")
+    policies = {name: body for (kind, name), body in resources(monitoring).items() if kind == "google_monitoring_alert_policy"}
+    assert set(policies) == {"backlog_age", "dead_letters", "collector_errors", "collector_latency"}
+    watched = {
+        "backlog_age": ("var.subscription_name", "pubsub.googleapis.com/subscription/oldest_unacked_message_age"),
+        "dead_letters": ("var.subscription_name", "pubsub.googleapis.com/subscription/dead_letter_message_count"),
+        "collector_errors": ("var.collector_service_name", "run.googleapis.com/request_count"),
+        "collector_latency": ("var.collector_service_name", "run.googleapis.com/request_latencies"),
+    }
+    for name, body in policies.items():
+        condition = body["conditions"][0]["condition_threshold"][0]
+        variable, metric = watched[name]
+        monitoring_filter = condition["filter"].replace('\\"', '"')  # python-hcl2 keeps the escapes
+        assert "${" + variable + "}" in monitoring_filter, f"{name} does not filter on {variable}: {monitoring_filter}"
+        assert f'metric.type = "{metric}"' in monitoring_filter, name
+        assert body["notification_channels"] == "${local.channels}", name
+        assert "docs/operations.md" in body["documentation"][0]["content"], name
+
+    module = env_root_modules()["monitoring"]
+    assert module["subscription_name"] == "${module.pubsub.subscription_name}"
+    assert module["dead_letter_subscription_name"] == "${module.pubsub.dead_letter_subscription_name}"
+    assert module["collector_service_name"] == "${module.collector.name}"

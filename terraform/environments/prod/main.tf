@@ -320,6 +320,22 @@ module "jobs" {
   depends_on = [module.pubsub, module.lake_bucket, module.imports_bucket, module.bigquery]
 }
 
+# --- Alerts -----------------------------------------------------------------------------
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  project_id                    = var.project_id
+  subscription_name             = module.pubsub.subscription_name
+  dead_letter_subscription_name = module.pubsub.dead_letter_subscription_name
+  collector_service_name        = module.collector.name
+  notification_channels         = var.alert_notification_channels
+  notification_email            = var.alert_email
+  backlog_age_threshold_seconds = var.alert_backlog_age_seconds
+
+  depends_on = [module.project_services]
+}
+
 # --- Audit ------------------------------------------------------------------------------
 
 # Data Access audit logs for Cloud Storage: who read or wrote which lake object (instead of

@@ -118,3 +118,8 @@ output "looker_studio_command" {
   description = "Command printing the Looker Studio Linking API URL for a report on the marts (docs/looker-studio.md)."
   value       = "python3 deploy/looker_studio_url.py --project ${var.project_id} --dataset ${module.bigquery.marts_dataset_id}"
 }
+
+output "alert_policy_ids" {
+  description = "The pipeline's Cloud Monitoring alert policies, by purpose."
+  value       = module.monitoring.alert_policy_ids
+}

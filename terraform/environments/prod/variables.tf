@@ -321,3 +321,21 @@ variable "storage_data_access_logs" {
   description = "Enable Cloud Storage Data Access audit logs in the project (object reads and writes; billed as Cloud Logging ingestion beyond the free allotment)."
   default     = true
 }
+
+variable "alert_notification_channels" {
+  type        = list(string)
+  description = "Cloud Monitoring notification channel IDs the pipeline's alert policies notify (projects/P/notificationChannels/N)."
+  default     = []
+}
+
+variable "alert_email" {
+  type        = string
+  description = "When set, an email notification channel for this address is created and every alert policy notifies it."
+  default     = null
+}
+
+variable "alert_backlog_age_seconds" {
+  type        = number
+  description = "Alert when the batcher's subscription holds a message older than this (at least one hour: the batcher runs hourly)."
+  default     = 7200
+}
