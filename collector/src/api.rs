@@ -155,11 +155,34 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result
     }
 }
 
+/// Nesting at which a body serde_json refused is searched for the field at fault: below its
+/// limit of 128, so the field is always found.
+pub(crate) const MAX_SCAN_DEPTH: usize = 100;
+
+/// Reads a request body of at most `max_bytes` (413 above, without reading further).
+pub async fn read_body(body: axum::body::Body, max_bytes: usize) -> Result<Bytes, ApiError> {
+    let raw = axum::body::to_bytes(body, max_bytes + 1).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
+            ApiError::TooLarge(format!("the body exceeds {max_bytes} bytes"))
+        } else {
+            ApiError::Invalid {
+                message: format!("could not read the body: {e}"),
+                errors: vec![IndexedFieldError::new(None, FieldError::new("body", "unreadable", e.to_string()))],
+            }
+        }
+    })?;
+    if raw.len() > max_bytes {
+        return Err(too_large(raw.len(), max_bytes));
+    }
+    Ok(raw)
+}
+
 fn too_large(size: usize, max: usize) -> ApiError {
     ApiError::TooLarge(format!("the body is {size} bytes; at most {max} bytes are accepted"))
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a Content-Type other than JSON (or text/plain, for beacons); no Content-Type is JSON.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let mime = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
     // text/plain is what navigator.sendBeacon can send without a CORS preflight.
@@ -181,16 +204,7 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
     let source_id = authenticate(&state, &headers)?;
     check_content_type(&headers)?;
     let max_body = state.limits().max_batch_bytes;
-    let raw = axum::body::to_bytes(body, max_body + 1).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-            ApiError::TooLarge(format!("the body exceeds {max_body} bytes"))
-        } else {
-            ApiError::Invalid { message: format!("could not read the body: {e}"), errors: vec![] }
-        }
-    })?;
-    if raw.len() > max_body {
-        return Err(too_large(raw.len(), max_body));
-    }
+    let raw = read_body(body, max_body).await?;
     let decoded = decode_body(&headers, raw, max_body)?;
     let request = RequestContext {
         source_id,
@@ -210,7 +224,12 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
     let batch = match event_model::tracker::parse_body(text, &state.limits()) {
         Ok(batch) => batch,
         Err(error) => {
+            let deep;
             let (field, code) = match &error {
+                BodyError::Malformed { message, .. } if crate::nesting::is_too_deep(message) => {
+                    deep = crate::nesting::too_deep(text, MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into());
+                    (deep.as_str(), "too_deep")
+                }
                 BodyError::Malformed { field, .. } => (field.as_str(), "malformed"),
                 BodyError::TooManyEvents { .. } => ("events", "too_many_events"),
                 BodyError::Empty => ("events", "empty"),
