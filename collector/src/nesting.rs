@@ -87,7 +87,9 @@ fn field(stack: &[Frame<'_>]) -> String {
     let mut path = String::new();
     for (position, step) in steps.enumerate() {
         match step {
-            Step::Index(index) => path.push_str(&format!("[{index}]")),
+            // Only the position in the batch array is named; deeper arrays are the value's own.
+            Step::Index(index) if position == 1 => path.push_str(&format!("[{index}]")),
+            Step::Index(_) => break,
             Step::Key(key) => {
                 if !path.is_empty() {
                     path.push('.');
@@ -122,6 +124,8 @@ mod tests {
         let segment = format!(r#"{{"batch":[{{"type":"track","properties":{{"b\"]":[[{deep}]]}}}}]}}"#);
         assert_eq!(too_deep(&segment, 100).as_deref(), Some("batch[0].properties"));
         assert_eq!(too_deep(&"[".repeat(300), 100).as_deref(), Some("body"));
+        let element = format!(r#"{{"events":[{{}},{}]}}"#, "[".repeat(300));
+        assert_eq!(too_deep(&element, 100).as_deref(), Some("events[1]"));
     }
 
     #[test]

@@ -400,14 +400,14 @@ pub async fn handle(
     let max_body = state.limits().max_batch_bytes;
     let raw = read_body(body, max_body).await?;
     let decoded = decode_body(&headers, raw, max_body)?;
-    let text = std::str::from_utf8(&decoded).map_err(|e| ApiError::Invalid {
+    let body_text = std::str::from_utf8(&decoded).map_err(|e| ApiError::Invalid {
         message: format!("the body is not UTF-8: {e}"),
         errors: vec![IndexedFieldError::new(None, FieldError::new("body", "encoding", e.to_string()))],
     })?;
-    let payload: Value = serde_json::from_str(text).map_err(|e| {
+    let payload: Value = serde_json::from_str(body_text).map_err(|e| {
         let message = e.to_string();
         let (field, code) = if crate::nesting::is_too_deep(&message) {
-            (crate::nesting::too_deep(text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
+            (crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
         } else {
             ("body".to_owned(), "malformed")
         };

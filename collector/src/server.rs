@@ -17,7 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
 /// Connection-level limits of [`serve`].
@@ -97,16 +97,36 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                let first_request = Arc::new(Notify::new());
+                let started = first_request.clone();
                 let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    started.notify_one();
                     request
                 });
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
                     .into_owned();
                 let connection = graceful.watch(connection);
+                let deadline = limits.header_timeout;
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    tokio::pin!(connection);
+                    // hyper's header timeout starts once the protocol is detected, which waits
+                    // for the client's first bytes: a connection that sends nothing would be
+                    // held forever. The first request must arrive within the header timeout.
+                    let result = tokio::select! {
+                        result = connection.as_mut() => Some(result),
+                        () = first_request.notified() => None,
+                        () = tokio::time::sleep(deadline) => {
+                            tracing::debug!(%peer, "no request within the header timeout; closing");
+                            return;
+                        }
+                    };
+                    let result = match result {
+                        Some(result) => result,
+                        None => connection.await,
+                    };
+                    if let Err(error) = result {
                         tracing::debug!(%error, %peer, "connection ended with an error");
                     }
                     drop(permit);
