@@ -8,7 +8,7 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
@@ -50,6 +50,10 @@ test-clients:
 bench:
 	bash scripts/bench-collector.sh
 	bash scripts/bench-batcher.sh
+
+## soak: collector → spool → batcher for 30 min (SOAK_SECONDS) at a steady rate; writes bench/SOAK.md
+soak:
+	bash scripts/soak.sh
 
 ## fmt: format the Rust code (rustfmt.toml)
 fmt:

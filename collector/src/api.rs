@@ -155,11 +155,62 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, max_bytes: usize) -> Result
     }
 }
 
+/// Nesting at which a body serde_json refused is searched for the field at fault: below its
+/// limit of 128, so the field is always found.
+pub(crate) const MAX_SCAN_DEPTH: usize = 100;
+
+/// Reads a request body of at most `max_bytes`; 413 above. The rest of a body up to as much
+/// again is read and dropped before answering, so the client is not reset (closing on unread
+/// data sends RST, which can discard the answer before the client reads it); a body announced
+/// as larger than that is refused at once.
+pub async fn read_body(body: axum::body::Body, max_bytes: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let drain_limit = max_bytes.saturating_mul(2);
+    let announced = axum::body::HttpBody::size_hint(&body).exact();
+    if announced.is_some_and(|length| length > drain_limit as u64) {
+        return Err(ApiError::TooLarge(format!(
+            "the body is {} bytes; at most {max_bytes} bytes are accepted",
+            announced.unwrap_or_default()
+        )));
+    }
+    let unreadable = |e: axum::Error| ApiError::Invalid {
+        message: format!("could not read the body: {e}"),
+        errors: vec![IndexedFieldError::new(None, FieldError::new("body", "unreadable", e.to_string()))],
+    };
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    // Bounded: every frame adds to `seen`, which stops the loop at `drain_limit`; the request
+    // deadline bounds the time.
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > drain_limit {
+            break;
+        }
+        if seen <= max_bytes {
+            if collected.is_empty() && seen == data.len() && announced == Some(data.len() as u64) {
+                // The whole body in one frame: passed on without a copy.
+                return Ok(data);
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > drain_limit {
+        return Err(ApiError::TooLarge(format!("the body exceeds {max_bytes} bytes")));
+    }
+    if seen > max_bytes {
+        return Err(too_large(seen, max_bytes));
+    }
+    Ok(collected.freeze())
+}
+
 fn too_large(size: usize, max: usize) -> ApiError {
     ApiError::TooLarge(format!("the body is {size} bytes; at most {max} bytes are accepted"))
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a Content-Type other than JSON (or text/plain, for beacons); no Content-Type is JSON.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let mime = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
     // text/plain is what navigator.sendBeacon can send without a CORS preflight.
@@ -181,16 +232,7 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
     let source_id = authenticate(&state, &headers)?;
     check_content_type(&headers)?;
     let max_body = state.limits().max_batch_bytes;
-    let raw = axum::body::to_bytes(body, max_body + 1).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-            ApiError::TooLarge(format!("the body exceeds {max_body} bytes"))
-        } else {
-            ApiError::Invalid { message: format!("could not read the body: {e}"), errors: vec![] }
-        }
-    })?;
-    if raw.len() > max_body {
-        return Err(too_large(raw.len(), max_body));
-    }
+    let raw = read_body(body, max_body).await?;
     let decoded = decode_body(&headers, raw, max_body)?;
     let request = RequestContext {
         source_id,
@@ -210,7 +252,12 @@ pub async fn post_events(State(state): State<AppState>, request: Request) -> Res
     let batch = match event_model::tracker::parse_body(text, &state.limits()) {
         Ok(batch) => batch,
         Err(error) => {
+            let deep;
             let (field, code) = match &error {
+                BodyError::Malformed { message, .. } if crate::nesting::is_too_deep(message) => {
+                    deep = crate::nesting::too_deep(text, MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into());
+                    (deep.as_str(), "too_deep")
+                }
                 BodyError::Malformed { field, .. } => (field.as_str(), "malformed"),
                 BodyError::TooManyEvents { .. } => ("events", "too_many_events"),
                 BodyError::Empty => ("events", "empty"),
@@ -277,8 +324,14 @@ pub async fn ingest(
                 let stored = enrich(event, &request, state.time_window(), state.user_agents());
                 events.push(stored);
             }
-            Err(errors) => {
-                for error in &errors {
+            Err(mut errors) => {
+                for error in &mut errors {
+                    if crate::nesting::is_too_deep(&error.message) {
+                        // serde_json's path runs 128 levels down; the event's field is enough.
+                        let field = error.field.split(['.', '[']).next().unwrap_or("event");
+                        error.field = if field.is_empty() { "event".to_owned() } else { field.to_owned() };
+                        error.code = "too_deep".to_owned();
+                    }
                     m::events_rejected(&error.code, 1);
                 }
                 rejected.extend(errors.iter().cloned().map(|e| IndexedFieldError::new(Some(index), e)));

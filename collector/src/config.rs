@@ -25,6 +25,9 @@ pub enum SinkKind {
     Pubsub,
 }
 
+/// The smallest `--max-header-bytes` hyper's HTTP/1.1 reader works with.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// The write key every embedded-default collector accepts when no key is configured.
 pub const DEVELOPMENT_WRITE_KEY: &str = "dev-write-key";
 /// The source the development write key maps to.
@@ -146,13 +149,29 @@ pub struct Config {
     #[arg(long, env = "CLICKSTREAM_FORWARDED_FOR_HOPS", default_value_t = 0)]
     pub forwarded_for_hops: usize,
 
-    /// Whole-request deadline in milliseconds (body included); slower requests get 408.
+    /// Whole-request deadline in milliseconds (body included); slower requests get 408 and
+    /// their connection is closed.
     #[arg(long, env = "CLICKSTREAM_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
     pub request_timeout_ms: u64,
 
-    /// Close connections whose request headers take longer than this many milliseconds.
+    /// Close connections whose request headers take longer than this many milliseconds, and
+    /// idle keep-alive connections after as long without a new request.
     #[arg(long, env = "CLICKSTREAM_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_timeout_ms: u64,
+
+    /// Most bytes of a request's line and headers (at least 8192); larger heads get 431.
+    #[arg(long, env = "CLICKSTREAM_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Most open client connections; one more is answered 503 with Retry-After and closed.
+    #[arg(long, env = "CLICKSTREAM_MAX_CONNECTIONS", default_value_t = 1_000)]
+    pub max_connections: usize,
+
+    /// Most ingestion requests handled at once (body reading included); one more is answered
+    /// 503 with Retry-After at once instead of queueing. Bounds memory at about three times
+    /// --max-batch-bytes per request.
+    #[arg(long, env = "CLICKSTREAM_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
 
     /// On SIGTERM/SIGINT, wait at most this many seconds for in-flight requests.
     #[arg(long, env = "CLICKSTREAM_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
@@ -208,6 +227,20 @@ impl Config {
         if self.max_batch_events == 0 || self.max_event_bytes == 0 || self.max_batch_bytes == 0 {
             return Err(ConfigError::Invalid("batch and event limits must be above 0".into()));
         }
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "--max-header-bytes must be at least {MIN_HEADER_BYTES} (HTTP/1.1 needs that much), got {}",
+                self.max_header_bytes
+            )));
+        }
+        if self.max_connections == 0 || self.max_in_flight == 0 {
+            return Err(ConfigError::Invalid("--max-connections and --max-in-flight must be above 0".into()));
+        }
+        if self.request_timeout_ms == 0 || self.header_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "--request-timeout-ms and --header-timeout-ms must be above 0".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -240,6 +273,15 @@ impl Config {
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Connection-level limits of the HTTP server.
+    pub fn server_limits(&self) -> crate::server::ServerLimits {
+        crate::server::ServerLimits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
+        }
     }
 }
 
@@ -294,6 +336,16 @@ mod tests {
     fn malformed_write_keys_are_refused_with_the_expected_form() {
         let error = Config::load_from(["c", "--write-key", "nokey"]).unwrap_err();
         assert!(error.to_string().contains("KEY=SOURCE"), "{error}");
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused_naming_the_flag() {
+        let error = Config::load_from(["c", "--max-header-bytes", "1024"]).unwrap_err();
+        assert!(error.to_string().contains("--max-header-bytes"), "{error}");
+        let error = Config::load_from(["c", "--max-in-flight", "0"]).unwrap_err();
+        assert!(error.to_string().contains("--max-in-flight"), "{error}");
+        let error = Config::load_from(["c", "--request-timeout-ms", "0"]).unwrap_err();
+        assert!(error.to_string().contains("--request-timeout-ms"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Every error answers with a JSON body `{"error": <code>, "message": <text>, "errors": [...]}`
 //! where `errors` lists each offending field (`index` for events of a batch). Retryable errors
-//! (429, 503) carry `Retry-After`.
+//! (429, 503) carry `Retry-After`; a 408 closes the connection.
 
 use std::time::Duration;
 
@@ -59,6 +59,16 @@ pub enum ApiError {
         /// When a retry can succeed.
         retry_after: Duration,
     },
+    /// The request (body included) took longer than the request deadline; the connection is
+    /// closed with the answer.
+    #[error("the request took longer than {after:?} (slow body?); nothing was stored")]
+    Timeout {
+        /// The deadline.
+        after: Duration,
+    },
+    /// More requests are in flight than the collector handles at once; nothing was read.
+    #[error("the collector is at its limit of requests in flight; retry after 1 s")]
+    Shed,
     /// The queue could not make the events durable; nothing was accepted.
     #[error("events were not stored: {0}; retry with the same event_ids")]
     Unavailable(SinkError),
@@ -81,6 +91,8 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Shed => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(SinkError::Rejected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -94,6 +106,8 @@ impl ApiError {
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout { .. } => "request_timeout",
+            ApiError::Shed => "overloaded",
             ApiError::Unavailable(SinkError::Overloaded(_)) => "overloaded",
             ApiError::Unavailable(_) => "unavailable",
         }
@@ -102,7 +116,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(SinkError::Overloaded(_)) => Some(Duration::from_secs(1)),
+            ApiError::Unavailable(SinkError::Overloaded(_)) | ApiError::Shed => Some(Duration::from_secs(1)),
             ApiError::Unavailable(SinkError::Unavailable(_)) => Some(Duration::from_secs(5)),
             _ => None,
         }
@@ -124,6 +138,10 @@ impl IntoResponse for ApiError {
             if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
+        }
+        if matches!(self, ApiError::Timeout { .. }) {
+            // The rest of a slow body is not waited for: the connection goes with the answer.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, ApiError::Unauthorized) {
             response

@@ -7,8 +7,9 @@
 //! * [`error`] — the error enum whose `IntoResponse` decides every status;
 //! * [`state`] — the shared state holding the sink as a trait object;
 //! * [`segment`] — Segment-compatible routes mapped onto the same contract and path;
-//! * [`server`] — the HTTP server with header timeouts and graceful shutdown;
-//! * [`metrics`] — Prometheus metrics.
+//! * [`server`] — the HTTP server with header timeouts, connection limits and graceful shutdown;
+//! * [`metrics`] — Prometheus metrics;
+//! * [`nesting`] — naming the field of a body nested too deeply to parse.
 //!
 //! [`app`] builds the router; tests drive it with `tower::ServiceExt::oneshot` or a real socket.
 
@@ -17,11 +18,13 @@ pub mod config;
 pub mod enrich;
 pub mod error;
 pub mod metrics;
+pub mod nesting;
 pub mod observe;
 pub mod segment;
 pub mod server;
 pub mod state;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -38,11 +41,13 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Whole-request deadline.
     pub request_timeout: Duration,
+    /// Most ingestion requests handled at once; one more is answered 503 at once.
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { cors_origins: Vec::new(), request_timeout: Duration::from_secs(15) }
+        Self { cors_origins: Vec::new(), request_timeout: Duration::from_secs(15), max_in_flight: 256 }
     }
 }
 
@@ -113,6 +118,9 @@ pub fn app(state: AppState, http: &HttpSettings) -> Router {
         .route(routes::HEALTHZ, get(api::healthz))
         .route(routes::READYZ, get(api::readyz))
         .route(routes::METRICS, get(api::metrics))
-        .layer(observe::ObserveLayer { timeout: http.request_timeout })
+        .layer(observe::ObserveLayer {
+            timeout: http.request_timeout,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(http.max_in_flight.max(1))),
+        })
         .with_state(state)
 }

@@ -64,7 +64,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         forwarded_for_hops: config.forwarded_for_hops,
     };
     let state = AppState::new(sink.clone(), settings);
-    let http = HttpSettings { cors_origins: config.cors_origins.clone(), request_timeout: config.request_timeout() };
+    let http = HttpSettings {
+        cors_origins: config.cors_origins.clone(),
+        request_timeout: config.request_timeout(),
+        max_in_flight: config.max_in_flight,
+    };
     let app = collector::app(state, &http);
     let address = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(address)
@@ -74,7 +78,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     collector::server::serve(
         listener,
         app,
-        Duration::from_millis(config.header_timeout_ms),
+        config.server_limits(),
         Duration::from_secs(config.shutdown_grace_seconds),
         collector::server::shutdown_signal(),
     )

@@ -151,3 +151,13 @@ pub fn queue_depth(depth: QueueDepth) {
         metrics::gauge!("clickstream_collector_queue_depth_messages").set(messages as f64);
     }
 }
+
+/// A connection over `--max-connections`, answered 503 and closed.
+pub fn connection_refused() {
+    metrics::counter!("clickstream_collector_connections_refused_total").increment(1);
+}
+
+/// An ingestion request over `--max-in-flight`, answered 503 without being handled.
+pub fn request_shed() {
+    metrics::counter!("clickstream_collector_requests_shed_total").increment(1);
+}

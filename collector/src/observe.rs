@@ -1,4 +1,5 @@
-//! The layer every request passes: its deadline, its trace span and log line, and its metrics.
+//! The layer every request passes: the in-flight limit of ingestion routes (load shedding), its
+//! deadline, its trace span and log line, and its metrics.
 //!
 //! One hand-written layer instead of tower-http's `TraceLayer` and `TimeoutLayer` plus an axum
 //! `from_fn` middleware: each of those boxes or clones something per request, and together
@@ -8,29 +9,34 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 use tracing::Span;
 
+use crate::error::ApiError;
 use crate::{metrics, routes};
 
 /// Applies [`Observe`] to a service.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ObserveLayer {
     /// Whole-request deadline; a request still running then is answered `408`.
     pub timeout: Duration,
+    /// Permits for ingestion requests in flight; without one the answer is `503` at once.
+    pub in_flight: Arc<Semaphore>,
 }
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, timeout: self.timeout }
+        Observe { inner, timeout: self.timeout, in_flight: self.in_flight.clone() }
     }
 }
 
@@ -39,6 +45,13 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     timeout: Duration,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Routes that take events, and so count against the in-flight limit; health and metrics
+/// answer whatever the load.
+fn is_ingestion(route: &str) -> bool {
+    route.starts_with("/v1/")
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -57,8 +70,30 @@ where
         let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
         let route = matched.and_then(|m| routes::ALL.iter().find(|r| **r == m).copied()).unwrap_or("unmatched");
         let span = tracing::debug_span!("request", method = %request.method(), uri = %request.uri());
+        let started = Instant::now();
+        let permit = if is_ingestion(route) {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    metrics::request_shed();
+                    let state = State::Shed { response: Some(ApiError::Shed.into_response()) };
+                    return ObserveFuture { state, route, started, span, _permit: None, timeout: self.timeout };
+                }
+            }
+        } else {
+            None
+        };
         let inner = span.in_scope(|| self.inner.call(request));
-        ObserveFuture { inner: tokio::time::timeout(self.timeout, inner), route, started: Instant::now(), span }
+        let state = State::Running { inner: tokio::time::timeout(self.timeout, inner) };
+        ObserveFuture { state, route, started, span, _permit: permit, timeout: self.timeout }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProjection]
+    enum State<F> {
+        Running { #[pin] inner: tokio::time::Timeout<F> },
+        Shed { response: Option<Response> },
     }
 }
 
@@ -66,10 +101,13 @@ pin_project_lite::pin_project! {
     /// The future of [`Observe`].
     pub struct ObserveFuture<F> {
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        state: State<F>,
         route: &'static str,
         started: Instant,
         span: Span,
+        timeout: Duration,
+        // Held until the answer is ready; released on drop.
+        _permit: Option<OwnedSemaphorePermit>,
     }
 }
 
@@ -79,11 +117,16 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for ObserveFuture<
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let response = match this.inner.poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(Ok(response))) => response,
-            Poll::Ready(Ok(Err(never))) => match never {},
-            Poll::Ready(Err(_elapsed)) => StatusCode::REQUEST_TIMEOUT.into_response(),
+        let response = match this.state.project() {
+            StateProjection::Running { inner } => match inner.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(Ok(response))) => response,
+                Poll::Ready(Ok(Err(never))) => match never {},
+                Poll::Ready(Err(_elapsed)) => ApiError::Timeout { after: *this.timeout }.into_response(),
+            },
+            StateProjection::Shed { response } => {
+                response.take().unwrap_or_else(|| StatusCode::SERVICE_UNAVAILABLE.into_response())
+            }
         };
         let elapsed = this.started.elapsed();
         let status = response.status();

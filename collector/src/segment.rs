@@ -38,7 +38,7 @@ use event_model::FieldError;
 use event_model::tracker::{Batch, BatchItem};
 use serde_json::{Map, Value, json};
 
-use crate::api::{authenticate, client_ip, decode_body, ingest};
+use crate::api::{authenticate, check_content_type, client_ip, decode_body, ingest, read_body};
 use crate::enrich::RequestContext;
 use crate::error::{ApiError, IndexedFieldError};
 use crate::state::AppState;
@@ -396,14 +396,25 @@ pub async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received_at = Utc::now();
+    check_content_type(&headers)?;
     let max_body = state.limits().max_batch_bytes;
-    let raw = axum::body::to_bytes(body, max_body + 1)
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("the body exceeds {max_body} bytes")))?;
+    let raw = read_body(body, max_body).await?;
     let decoded = decode_body(&headers, raw, max_body)?;
-    let payload: Value = serde_json::from_slice(&decoded).map_err(|e| ApiError::Invalid {
-        message: format!("the body is not JSON: {e}"),
-        errors: vec![IndexedFieldError::new(None, FieldError::new("body", "malformed", e.to_string()))],
+    let body_text = std::str::from_utf8(&decoded).map_err(|e| ApiError::Invalid {
+        message: format!("the body is not UTF-8: {e}"),
+        errors: vec![IndexedFieldError::new(None, FieldError::new("body", "encoding", e.to_string()))],
+    })?;
+    let payload: Value = serde_json::from_str(body_text).map_err(|e| {
+        let message = e.to_string();
+        let (field, code) = if crate::nesting::is_too_deep(&message) {
+            (crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
+        } else {
+            ("body".to_owned(), "malformed")
+        };
+        ApiError::Invalid {
+            message: format!("the body is not JSON: {message}"),
+            errors: vec![IndexedFieldError::new(None, FieldError::new(&field, code, message))],
+        }
     })?;
     let presents_header =
         headers.contains_key(crate::api::WRITE_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);

@@ -351,7 +351,7 @@ async fn a_slow_body_gets_408_from_a_real_server() {
     let server = tokio::spawn(collector::server::serve(
         listener,
         router,
-        Duration::from_secs(2),
+        collector::server::ServerLimits { header_timeout: Duration::from_secs(2), ..Default::default() },
         Duration::from_secs(1),
         std::future::pending(),
     ));

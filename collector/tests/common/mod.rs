@@ -114,3 +114,77 @@ pub fn page_view(id: &str) -> serde_json::Value {
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The collector binary running on a spool in a temporary directory, listening on an ephemeral
+/// loopback port it chose itself (read from its log, so no port is picked then raced for).
+/// Killed on drop.
+pub struct RunningCollector {
+    pub child: std::process::Child,
+    pub address: std::net::SocketAddr,
+    pub spool: PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+impl RunningCollector {
+    /// Starts the binary with `args` beyond the listen address and spool directory, and waits
+    /// (at most 20 s) until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clickstream-collector"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--spool-dir"])
+            .arg(&spool)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the collector binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (found, address) = std::sync::mpsc::channel();
+        // Reads the log to its end, so the collector never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("\"address\":\"") {
+                    let rest = &line[at + 11..];
+                    if let (Some(end), Some(found)) = (rest.find('"'), found.take()) {
+                        let _ = found.send(rest[..end].to_owned());
+                    }
+                }
+            }
+        });
+        let address = match address.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(address) => address.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the collector did not log its listening address within 20 s");
+            }
+        };
+        Self { child, address, spool, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for RunningCollector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
