@@ -70,6 +70,7 @@ WRITE_KEY = "crash-key"
 USER_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.6478.71 Mobile Safari/537.36")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FOLLOW_IDLE_EXIT = 10  # seconds without messages after which the Pub/Sub path's following batcher ends
 
 
 class HarnessError(RuntimeError):
@@ -89,11 +90,12 @@ class Settings:
     kills: int = 16                    # SIGKILLs of the collector and the batcher while they post
     loader_kills: int = 1              # SIGKILLs of the loader mid-load
     events: int | None = None          # stop after about this many events in all (None: as many as fit)
-    spread_hours: float = 26.0         # event times fall over this many hours before now (several day partitions)
+    days: int = 3                      # event times fall in the last half hour of today and of as many days before
     profile: str = "debug"             # cargo profile of the binaries
     workdir: Path | None = None        # kept when given; a temporary directory otherwise
     drain_timeout: float = 300.0       # bound of the drain phase
     lease_seconds: int = 10            # Pub/Sub: how long a killed batcher's messages stay leased
+    pubsub_flush_events: int = 1000    # Pub/Sub: a batcher's flush, and the most messages it holds
     log: bool = True                   # progress lines on stderr
 
 
@@ -151,7 +153,7 @@ class Report:
              f"{self.restarts.get('collector', 0)}, {self.restarts.get('batcher', 0)}, {self.restarts.get('loader', 0)}"),
             ("batches acknowledged / retries / given up",
              f"{self.batches_acknowledged:,} / {self.retries:,} / {self.batches_given_up:,}"),
-            ("wall time", "  ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())),
+            ("wall time", "  ".join(f"{k} {v:.2f}s" if v < 1 else f"{k} {v:.1f}s" for k, v in self.timings.items())),
         ]
         width = max(len(k) for k, _ in rows)
         lines = [f"  {k:<{width}}  {v}" for k, v in rows]
@@ -295,6 +297,18 @@ class Supervisor:
             self.proc.send_signal(signal.SIGKILL)
             self.kills += 1
         return True
+
+    def finish(self, timeout: float):
+        """Waits, bounded, for the process to exit by itself (not restarting it)."""
+        with self.lock:
+            self.stopping = True
+        if self.up.wait(timeout) and self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.failures.append(f"{self.name} did not exit by itself within {timeout:.0f}s")
+        if self.proc is not None and self.proc.returncode not in (0, None):
+            self.failures.append(f"{self.name} ended with status {self.proc.returncode}: {tail(self.log_path, 600)}")
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30.0) -> int | None:
         with self.lock:
@@ -449,11 +463,11 @@ class Client(threading.Thread):
     BATCH_DEADLINE = 120.0  # seconds one batch may take, retries included
 
     def __init__(self, number: int, seed: int, port: int, stop: threading.Event, budget: int | None,
-                 rate: float | None, spread_hours: float):
+                 rate: float | None, days: int):
         super().__init__(name=f"client-{number}", daemon=True)
         self.number, self.port, self.stop_event, self.budget, self.rate = number, port, stop, budget, rate
         self.rng = random.Random(seed)
-        self.spread = spread_hours * 3600
+        self.days = max(1, days)
         self.auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
         self.sent: list[str] = []
         self.acked: list[str] = []
@@ -464,7 +478,7 @@ class Client(threading.Thread):
     def event(self, now: datetime) -> dict:
         rng = self.rng
         event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        when = now - timedelta(seconds=rng.uniform(0, self.spread))
+        when = now - timedelta(hours=24 * rng.randrange(self.days), seconds=rng.uniform(0, 1800))
         kind = rng.choices(["page_view", "product_view", "add_to_cart", "begin_checkout", "purchase"],
                            [40, 35, 15, 5, 5])[0]
         product = {"product_id": f"p-{rng.randrange(500)}", "category_code": "electronics.smartphone",
@@ -585,10 +599,14 @@ class Run:
             argv += ["--spool-dir", str(self.work / "spool")]
         else:
             argv += ["--source", "pubsub", "--pubsub-project", PROJECT, "--pubsub-subscription", SUBSCRIPTION,
-                     "--pubsub-dead-letter-topic", DEAD_LETTER_TOPIC, "--flush-age-seconds", "5",
+                     "--pubsub-dead-letter-topic", DEAD_LETTER_TOPIC, "--flush-age-seconds", "2",
+                     "--flush-events", str(self.s.pubsub_flush_events),
                      "--lease-extension-seconds", str(self.s.lease_seconds)]
         if follow:
             argv.append("--follow")
+        if follow and self.s.path == "pubsub":
+            # Ends by itself once the clients stop, with every flush acked: no last crash.
+            argv += ["--idle-exit-seconds", str(FOLLOW_IDLE_EXIT)]
         if idle_exit is not None:
             argv += ["--idle-exit-seconds", str(idle_exit), "--max-runtime-seconds", "300"]
         return argv
@@ -639,7 +657,7 @@ class Run:
         stop = threading.Event()
         budget = None if s.events is None else max(1, s.events // s.clients)
         rate = None if budget is None else budget / s.seconds
-        self.clients = [Client(i, self.rng.getrandbits(64), port, stop, budget, rate, s.spread_hours)
+        self.clients = [Client(i, self.rng.getrandbits(64), port, stop, budget, rate, s.days)
                         for i in range(s.clients)]
         # Seeded kill times within the posting window, shared between collector and batcher.
         targets = ["collector"] * ((s.kills + 1) // 2) + ["batcher"] * (s.kills // 2)
@@ -670,9 +688,12 @@ class Run:
         self.report.timings["traffic"] = time.monotonic() - started
         self.say(f"clients done: {sum(len(c.acked) for c in self.clients):,} events acknowledged; "
                  f"collector restarts {self.collector.restarts}, batcher restarts {self.batcher.restarts}")
-        # The collector stops gracefully (it drains requests and seals its open segment); the
-        # following batcher is stopped with SIGTERM, which it does not handle: a last crash.
+        # The collector stops gracefully (it drains requests and seals its open segment). The
+        # spool's batcher is stopped with SIGTERM, which it does not handle (a last crash, harmless
+        # there); Pub/Sub's ends by itself when idle, so that nothing it held waits for a lease.
         self.collector.stop(signal.SIGTERM)
+        if self.s.path == "pubsub":
+            self.batcher.finish(FOLLOW_IDLE_EXIT + 60)
         self.batcher.stop(signal.SIGTERM)
         for supervisor in (self.collector, self.batcher):
             self.report.restarts[supervisor.name] = supervisor.restarts
@@ -690,10 +711,10 @@ class Run:
         r.batches_given_up = sum(c.given_up for c in self.clients)
         r.retries = sum(c.retries for c in self.clients)
 
-    def run_once(self, argv: list[str], name: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run_once(self, argv: list[str], name: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
         log = self.logs / f"{name}.log"
         with open(log, "wb") as out:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=out, env=self.env, timeout=timeout,
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=out, env=env or self.env, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
         out_text = done.stdout.decode(errors="replace")
         with open(log, "a") as out:
@@ -726,7 +747,7 @@ class Run:
             # nothing left. A killed batcher's messages come back once their lease runs out
             # (--lease-extension-seconds); each run waits a little longer for them.
             lake = GcsLakeIds(self.emulators.gcs)
-            idle = 5
+            idle = self.s.lease_seconds + 5
             while True:
                 runs += 1
                 done = self.run_once(self.batcher_argv(follow=False, idle_exit=idle), f"drain-batcher-{runs}")
@@ -840,7 +861,7 @@ clickstream:
 """)
         done = self.run_once([str(VENV / "bin/dbt"), "build", "--project-dir", str(ROOT / "dbt"), "--profiles-dir",
                               str(profiles), "--target", target, "--target-path", str(self.work / "dbt-target"),
-                              "--log-path", str(self.work / "dbt-logs")], "dbt", timeout=1800)
+                              "--log-path", str(self.work / "dbt-logs")], "dbt", timeout=1800, env=env)
         if done.returncode != 0:
             raise HarnessError(f"dbt build failed:\n{done.stdout[-4000:]}")
         self.report.timings["dbt"] = time.monotonic() - started
@@ -1028,6 +1049,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=["debug", "release"], default="release", help="cargo profile of the binaries")
     parser.add_argument("--workdir", type=Path, default=None, help="keep each run's files and logs here")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="bound of the drain phase, seconds")
+    parser.add_argument("--pubsub-flush-events", type=int, default=1000,
+                        help="Pub/Sub: events per batcher flush, and the most messages a batcher holds")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000
@@ -1036,7 +1059,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (["spool", "pubsub"] if args.path == "both" else [args.path]):
         settings = Settings(path=path, seed=seed, clients=args.clients, seconds=args.seconds, kills=args.kills,
                             loader_kills=args.loader_kills, events=args.events, profile=args.profile,
-                            workdir=args.workdir, drain_timeout=args.drain_timeout)
+                            workdir=args.workdir, drain_timeout=args.drain_timeout,
+                            pubsub_flush_events=args.pubsub_flush_events)
         try:
             report = run(settings)
         except Missing as error:
