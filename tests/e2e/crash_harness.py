@@ -96,6 +96,8 @@ class Settings:
     drain_timeout: float = 300.0       # bound of the drain phase
     lease_seconds: int = 10            # Pub/Sub: how long a killed batcher's messages stay leased
     pubsub_flush_events: int = 1000    # Pub/Sub: a batcher's flush, and the most messages it holds
+    dbt_select: str | None = None      # build only these dbt nodes (the counts need staging, the
+                                       # sessionized events, fct_events_daily and fct_orders)
     log: bool = True                   # progress lines on stderr
 
 
@@ -861,7 +863,8 @@ clickstream:
 """)
         done = self.run_once([str(VENV / "bin/dbt"), "build", "--project-dir", str(ROOT / "dbt"), "--profiles-dir",
                               str(profiles), "--target", target, "--target-path", str(self.work / "dbt-target"),
-                              "--log-path", str(self.work / "dbt-logs")], "dbt", timeout=1800, env=env)
+                              "--log-path", str(self.work / "dbt-logs")]
+                             + (["--select", self.s.dbt_select] if self.s.dbt_select else []), "dbt", timeout=1800, env=env)
         if done.returncode != 0:
             raise HarnessError(f"dbt build failed:\n{done.stdout[-4000:]}")
         self.report.timings["dbt"] = time.monotonic() - started
