@@ -8,7 +8,7 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak crash python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
@@ -54,6 +54,13 @@ bench:
 ## soak: collector → spool → batcher for 30 min (SOAK_SECONDS) at a steady rate; writes bench/SOAK.md
 soak:
 	bash scripts/soak.sh
+
+## crash: crash accounting at full scale on both paths (spool, and the Pub/Sub → GCS → BigQuery
+## emulators): 8 clients for 60 s, 16 SIGKILLs of collector and batcher, the loader killed
+## mid-load, then dbt; prints the figures and the seed. CRASH_ARGS="--seed 7 --path spool" etc.
+crash: python-env
+	cargo build --release --workspace --bins
+	.venv/bin/python tests/e2e/crash_harness.py --profile release $(CRASH_ARGS)
 
 ## fmt: format the Rust code (rustfmt.toml)
 fmt:

@@ -106,6 +106,12 @@ struct RunArgs {
     #[arg(long, env = "CLICKSTREAM_FLUSH_AGE_SECONDS", default_value_t = 120)]
     flush_age_seconds: u64,
 
+    /// Ack deadline of the messages held (source=pubsub), renewed while they are: a batcher that
+    /// dies holding messages has them redelivered after at most this long (10 to 600).
+    #[arg(long, env = "CLICKSTREAM_PUBSUB_LEASE_EXTENSION_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(10..=600))]
+    lease_extension_seconds: u64,
+
     /// Stop taking new work after this many seconds (job mode), flushing what is held.
     #[arg(long, env = "CLICKSTREAM_MAX_RUNTIME_SECONDS")]
     max_runtime_seconds: Option<u64>,
@@ -205,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         flush_bytes: args.flush_bytes.max(1),
                         flush_age: Duration::from_secs(args.flush_age_seconds.max(1)),
                         max_lease: Duration::from_secs(args.flush_age_seconds.max(1) * 2 + 60),
+                        lease_extension: Duration::from_secs(args.lease_extension_seconds),
                     };
                     tracing::info!(subscription = %config.subscription, lake = %lake.describe(), "draining Pub/Sub");
                     pubsub_source::drain(&config, &writer, bounds).await?

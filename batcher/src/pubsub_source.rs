@@ -39,6 +39,9 @@ pub struct PubSubSourceConfig {
     pub flush_age: Duration,
     /// Longest a message is held (and its deadline extended) before Pub/Sub may redeliver it.
     pub max_lease: Duration,
+    /// The ack deadline the stream asks for and each lease extension adds (10 s to 10 min).
+    /// When the batcher dies, what it held is redelivered after at most this long.
+    pub lease_extension: Duration,
 }
 
 /// Why draining the subscription stopped early. [`kind`](Self::kind) says whether a later run
@@ -115,6 +118,7 @@ pub async fn drain(
         .set_max_outstanding_messages(config.flush_events as i64)
         .set_max_outstanding_bytes(config.flush_bytes as i64)
         .set_max_lease(config.max_lease)
+        .set_max_lease_extension(config.lease_extension)
         .set_shutdown_behavior(ShutdownBehavior::NackImmediately)
         .build();
     let shutdown = stream.shutdown_token();

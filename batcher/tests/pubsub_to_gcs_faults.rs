@@ -125,6 +125,7 @@ async fn run() {
         flush_bytes: 64 * 1024 * 1024,
         flush_age: Duration::from_secs(2),
         max_lease: Duration::from_secs(120),
+        lease_extension: Duration::from_secs(60),
     };
     let bounds = RunBounds {
         idle_exit: Some(Duration::from_secs(4)),
