@@ -451,7 +451,8 @@ mod tests {
                 if result.valid_len == 0 {
                     // No magic header: nothing is read.
                     prop_assert!(result.records.is_empty());
-                    prop_assert!(matches!(result.end, ScanEnd::Damaged { offset: 0, .. }));
+                    let nothing_read = matches!(result.end, ScanEnd::Damaged { offset: 0, .. });
+                    prop_assert!(nothing_read);
                 } else {
                     // What was read is exactly the valid prefix, framed again.
                     let (rescanned, _) = segment(&result.records);
