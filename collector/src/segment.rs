@@ -270,7 +270,9 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                             // A product past a decimal's range (±7.9×10²⁸) has no revenue:
                             // the purchase then lacks one and is kept as a custom event.
                             let revenue = price.map(|p| {
-                                p.as_decimal().checked_mul(rust_decimal::Decimal::from(quantity)).map(event_model::Money::from)
+                                p.as_decimal()
+                                    .checked_mul(rust_decimal::Decimal::from(quantity))
+                                    .map(event_model::Money::from)
                             });
                             this.insert("event_type".into(), Value::from("purchase"));
                             let mut product = product_of(&line);
@@ -284,7 +286,10 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                                 None => Some("0".to_owned()),
                                 Some(line) => line.map(|r| r.to_string()),
                             };
-                            this.insert("order".into(), json!({"order_id": order_id, "revenue": revenue, "currency": currency}));
+                            this.insert(
+                                "order".into(),
+                                json!({"order_id": order_id, "revenue": revenue, "currency": currency}),
+                            );
                             if index == 0 {
                                 set(&mut this, "properties", rest.clone());
                             }
@@ -683,7 +688,10 @@ mod tests {
         let event = &mapped[0].events.as_ref().unwrap()[0];
         let parsed = event_model::tracker::parse_event(event, &limits).unwrap();
         assert_eq!(parsed.event_type, event_model::EventType::Custom, "no revenue, so not a purchase");
-        assert_eq!(parsed.product.unwrap().price, Some(event_model::Money::parse("79228162514264337593543950335").unwrap()));
+        assert_eq!(
+            parsed.product.unwrap().price,
+            Some(event_model::Money::parse("79228162514264337593543950335").unwrap())
+        );
     }
 
     /// Found by `proptests::messages_map_to_events_serde_reads_the_same_way`: properties nested
@@ -764,7 +772,10 @@ mod tests {
         /// plausible and implausible values.
         fn message() -> BoxedStrategy<Value> {
             let ids = (
-                strategies::maybe(prop_oneof![strategies::text(), Just("0190a4c2-7b1e-7c3d-8e2f-9a0b1c2d3e4f".to_owned())]),
+                strategies::maybe(prop_oneof![
+                    strategies::text(),
+                    Just("0190a4c2-7b1e-7c3d-8e2f-9a0b1c2d3e4f".to_owned())
+                ]),
                 strategies::maybe(strategies::valid_text(60)),
                 strategies::maybe(strategies::valid_text(60)),
                 strategies::maybe(strategies::timestamp().prop_map(|t| serde_json::to_value(t).unwrap())),

@@ -1104,8 +1104,28 @@ pub(crate) mod tests {
         }
 
         const TOKENS: &[&[u8]] = &[
-            b"\"", b"\\", b",", b"}", b"{", b":", b"0", b"-", b".", b"e", b" ", b"null", b"true", b"\x01",
-            b"\xc3\xa9", b"\xff", b"\"1\"", b"[]", b"1e400", b"99999999999999999999", b"\\u0000", b"\\ud800",
+            b"\"",
+            b"\\",
+            b",",
+            b"}",
+            b"{",
+            b":",
+            b"0",
+            b"-",
+            b".",
+            b"e",
+            b" ",
+            b"null",
+            b"true",
+            b"\x01",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\"1\"",
+            b"[]",
+            b"1e400",
+            b"99999999999999999999",
+            b"\\u0000",
+            b"\\ud800",
         ];
 
         fn edit() -> impl Strategy<Value = Edit> {

@@ -204,29 +204,30 @@ pub fn event() -> BoxedStrategy<Event> {
         maybe(prop::sample::select(&Platform::ALL[..])),
         maybe(properties().prop_map(|map| Value::Object(map).to_string())),
     );
-    (required.boxed(), optional.boxed()).prop_map(|(required, optional)| {
-        let (event_type, event_id, event_name, source_id, event_time, received_at, flags) = required;
-        let (client_event_time, sent_at, texts, [price, revenue], [quantity, width, height], platform, properties) =
-            optional;
-        let mut e = Event::new(event_id, event_type, event_time, received_at, source_id);
-        e.event_name = event_name;
-        [e.event_id_generated, e.event_time_out_of_range, e.is_bot] = flags;
-        e.client_event_time = client_event_time;
-        e.sent_at = sent_at;
-        let mut texts = texts.into_iter();
-        for slot in text_columns(&mut e) {
-            *slot = texts.next().flatten();
-        }
-        e.price = price;
-        e.revenue = revenue;
-        e.quantity = quantity;
-        e.screen_width = width;
-        e.screen_height = height;
-        e.platform = platform;
-        e.properties = properties;
-        e
-    })
-    .boxed()
+    (required.boxed(), optional.boxed())
+        .prop_map(|(required, optional)| {
+            let (event_type, event_id, event_name, source_id, event_time, received_at, flags) = required;
+            let (client_event_time, sent_at, texts, [price, revenue], [quantity, width, height], platform, properties) =
+                optional;
+            let mut e = Event::new(event_id, event_type, event_time, received_at, source_id);
+            e.event_name = event_name;
+            [e.event_id_generated, e.event_time_out_of_range, e.is_bot] = flags;
+            e.client_event_time = client_event_time;
+            e.sent_at = sent_at;
+            let mut texts = texts.into_iter();
+            for slot in text_columns(&mut e) {
+                *slot = texts.next().flatten();
+            }
+            e.price = price;
+            e.revenue = revenue;
+            e.quantity = quantity;
+            e.screen_width = width;
+            e.screen_height = height;
+            e.platform = platform;
+            e.properties = properties;
+            e
+        })
+        .boxed()
 }
 
 /// Optional text columns of [`Event`] other than `properties`.
@@ -273,7 +274,12 @@ fn text_columns(e: &mut Event) -> [&mut Option<String>; TEXT_COLUMNS] {
 /// upper or lower case separators. Years stay within 0001–9998 so every offset keeps the text
 /// valid.
 pub fn timestamp_text() -> impl Strategy<Value = (String, DateTime<Utc>)> {
-    let seconds = prop_oneof![Just(-62_135_596_800i64 + 86_400), -100i64..100, 1_700_000_000i64..1_900_000_000, (-62_135_596_800i64 + 86_400)..253_370_764_800,];
+    let seconds = prop_oneof![
+        Just(-62_135_596_800i64 + 86_400),
+        -100i64..100,
+        1_700_000_000i64..1_900_000_000,
+        (-62_135_596_800i64 + 86_400)..253_370_764_800,
+    ];
     let offset_minutes = prop_oneof![3 => Just(0i32), 1 => -1439i32..=1439];
     (seconds, 0u32..1_000_000_000, 0usize..=9, offset_minutes, any::<bool>()).prop_map(
         |(seconds, nanos, digits, offset, zulu)| {
@@ -357,17 +363,25 @@ pub fn tracker_event() -> BoxedStrategy<Value> {
         maybe((maybe(valid_text(128)), maybe(valid_text(64)))),
         maybe(prop::collection::vec(maybe(valid_text(256)), 5)),
         maybe(prop_oneof![
-            Just("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148".to_owned()),
+            Just(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148".to_owned()
+            ),
             Just("Googlebot/2.1 (+http://www.google.com/bot.html)".to_owned()),
             valid_text(200),
         ]),
     ));
-    let extras = (any::<bool>(), valid_text(128), valid_text(1024), maybe(properties().prop_filter("within the properties limits", properties_fit)));
-    let parts = (ids.boxed(), times.boxed(), page.boxed(), product.boxed(), order.boxed(), context.boxed(), extras.boxed());
+    let extras = (
+        any::<bool>(),
+        valid_text(128),
+        valid_text(1024),
+        maybe(properties().prop_filter("within the properties limits", properties_fit)),
+    );
+    let parts =
+        (ids.boxed(), times.boxed(), page.boxed(), product.boxed(), order.boxed(), context.boxed(), extras.boxed());
     // Boxed parts keep the generated value trees small: unboxed, they overflowed a test thread's
     // stack in debug builds.
-    (prop::sample::select(&EventType::ALL[..]), parts).prop_map(
-        |(event_type, (ids, times, page, product, order, context, extras))| {
+    (prop::sample::select(&EventType::ALL[..]), parts)
+        .prop_map(|(event_type, (ids, times, page, product, order, context, extras))| {
             let (event_id, anonymous_id, user_id, session_id, fallback_id) = ids;
             let mut event = Map::new();
             event.insert("event_type".into(), json!(event_type.as_str()));
@@ -387,24 +401,43 @@ pub fn tracker_event() -> BoxedStrategy<Value> {
             put("event_time", times.0.map(|(text, _)| Value::from(text)));
             put("sent_at", times.1.map(|(text, _)| Value::from(text)));
             if let Some((url, path, referrer, title)) = page {
-                put("page", Some(object([("url", url.map(Value::from)), ("path", path.map(|p| Value::from(format!("/{p}")))), ("referrer", referrer.map(Value::from)), ("title", title.map(Value::from))])));
+                put(
+                    "page",
+                    Some(object([
+                        ("url", url.map(Value::from)),
+                        ("path", path.map(|p| Value::from(format!("/{p}")))),
+                        ("referrer", referrer.map(Value::from)),
+                        ("title", title.map(Value::from)),
+                    ])),
+                );
             }
-            let (always_product, with_product, with_order, name) = (extras.0, event_type.requires_product(), event_type == EventType::Purchase, extras.1);
+            let (always_product, with_product, with_order, name) =
+                (extras.0, event_type.requires_product(), event_type == EventType::Purchase, extras.1);
             if with_product || always_product {
                 let (id, category_id, category_code, brand, price, currency, quantity) = product;
-                put("product", Some(object([
-                    ("product_id", Some(Value::from(id))),
-                    ("category_id", category_id.map(Value::from)),
-                    ("category_code", category_code.map(Value::from)),
-                    ("brand", brand.map(Value::from)),
-                    ("price", price.map(|(value, _)| value)),
-                    ("currency", currency.map(Value::from)),
-                    ("quantity", quantity.map(Value::from)),
-                ])));
+                put(
+                    "product",
+                    Some(object([
+                        ("product_id", Some(Value::from(id))),
+                        ("category_id", category_id.map(Value::from)),
+                        ("category_code", category_code.map(Value::from)),
+                        ("brand", brand.map(Value::from)),
+                        ("price", price.map(|(value, _)| value)),
+                        ("currency", currency.map(Value::from)),
+                        ("quantity", quantity.map(Value::from)),
+                    ])),
+                );
             }
             if with_order || (always_product && event_type == EventType::BeginCheckout) {
                 let (order_id, (revenue, _), currency) = order;
-                put("order", Some(object([("order_id", Some(Value::from(order_id))), ("revenue", Some(revenue)), ("currency", currency.map(Value::from))])));
+                put(
+                    "order",
+                    Some(object([
+                        ("order_id", Some(Value::from(order_id))),
+                        ("revenue", Some(revenue)),
+                        ("currency", currency.map(Value::from)),
+                    ])),
+                );
             }
             match event_type {
                 EventType::Search => put("search", Some(json!({"query": extras.2}))),
@@ -419,21 +452,27 @@ pub fn tracker_event() -> BoxedStrategy<Value> {
                     let keys = ["source", "medium", "name", "term", "content"];
                     object(keys.into_iter().zip(values.into_iter().map(|v| v.map(Value::from))))
                 });
-                put("context", Some(object([
-                    ("platform", platform.map(|p| Value::from(p.as_str()))),
-                    ("app", pair(app, "version")),
-                    ("locale", locale.map(Value::from)),
-                    ("screen", screen.map(|(w, h)| object([("width", w.map(Value::from)), ("height", h.map(Value::from))]))),
-                    ("library", pair(library, "version")),
-                    ("campaign", campaign),
-                    ("user_agent", user_agent.map(Value::from)),
-                ])));
+                put(
+                    "context",
+                    Some(object([
+                        ("platform", platform.map(|p| Value::from(p.as_str()))),
+                        ("app", pair(app, "version")),
+                        ("locale", locale.map(Value::from)),
+                        (
+                            "screen",
+                            screen
+                                .map(|(w, h)| object([("width", w.map(Value::from)), ("height", h.map(Value::from))])),
+                        ),
+                        ("library", pair(library, "version")),
+                        ("campaign", campaign),
+                        ("user_agent", user_agent.map(Value::from)),
+                    ])),
+                );
             }
             put("properties", extras.3.map(Value::Object));
             Value::Object(event)
-        },
-    )
-    .boxed()
+        })
+        .boxed()
 }
 
 fn object<'k>(entries: impl IntoIterator<Item = (&'k str, Option<Value>)>) -> Value {
