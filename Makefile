@@ -1,5 +1,5 @@
 # clickstream — the two commands a newcomer needs are `make run` and `make test`.
-# Everything else here is what those call, plus `make bench`.
+# Everything else here is what those call, plus `make bench` and `make fuzz`.
 
 SHELL := bash
 .ONESHELL:
@@ -8,7 +8,7 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak crash python-env fmt lint
+.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak crash fuzz python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
@@ -61,6 +61,11 @@ soak:
 crash: python-env
 	cargo build --release --workspace --bins
 	.venv/bin/python tests/e2e/crash_harness.py --profile release $(CRASH_ARGS)
+
+## fuzz: the property tests of the decoders and encoders (event-model, queue, collector,
+## batcher) with fresh random inputs for FUZZ_SECONDS (default 300); prints the cases run
+fuzz:
+	bash scripts/fuzz.sh
 
 ## fmt: format the Rust code (rustfmt.toml)
 fmt:

@@ -397,4 +397,136 @@ mod tests {
         let sources = merged.column_by_name("source_id").unwrap().as_string::<i32>().value(1).to_owned();
         assert_eq!(sources, "received 2026-11-24T10:00:01Z", "the earliest received copy is kept");
     }
+
+    /// Events → hourly Parquet → read back, over generated events; `make fuzz` runs it longer.
+    mod proptests {
+        use std::borrow::Cow;
+
+        use arrow::array::BooleanArray;
+        use arrow::datatypes::{Decimal128Type, Int64Type};
+        use event_model::columns::Value;
+        use event_model::schema::{ColumnType, FIELDS};
+        use event_model::strategies;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Row `row` of `batch`, every column read back through Arrow's arrays.
+        fn read_row(batch: &RecordBatch, row: usize) -> Vec<Value<'_>> {
+            FIELDS
+                .iter()
+                .enumerate()
+                .map(|(index, spec)| {
+                    let column = batch.column(index);
+                    if column.is_null(row) {
+                        return Value::Null;
+                    }
+                    match spec.column_type {
+                        ColumnType::String => Value::Text(Cow::Borrowed(column.as_string::<i32>().value(row))),
+                        ColumnType::Bool => {
+                            Value::Bool(column.as_any().downcast_ref::<BooleanArray>().unwrap().value(row))
+                        }
+                        ColumnType::Timestamp => {
+                            Value::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))
+                        }
+                        ColumnType::Decimal => Value::Decimal(column.as_primitive::<Decimal128Type>().value(row)),
+                        ColumnType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
+                    }
+                })
+                .collect()
+        }
+
+        /// Events with ids drawn from a few, so some repeat and are removed.
+        fn events() -> impl Strategy<Value = Vec<Event>> {
+            prop::collection::vec((strategies::event(), 0u8..12, any::<bool>()), 1..16).prop_map(|drawn| {
+                drawn
+                    .into_iter()
+                    .map(|(mut event, id, same_hour)| {
+                        event.event_id = format!("id-{id}");
+                        if same_hour {
+                            // Many events in one hour, so a file holds more than one row.
+                            event.event_time = DateTime::from_timestamp(1_764_000_000 + i64::from(id) * 97, 0).unwrap();
+                        }
+                        event
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(strategies::config(32))]
+
+            /// One file per hour of event_time, each holding the first copy of every event id
+            /// in that hour, in event_time order (queue order among equal times), every column
+            /// read back as it went in: text and nulls exactly, money to the 10⁻⁹ unit,
+            /// timestamps to the microsecond, properties' JSON text unchanged.
+            #[test]
+            fn hourly_parquet_reads_back_as_the_events_went_in(events in events(), row_group_rows in 1usize..8) {
+                let settings = ParquetSettings { zstd_level: 1, row_group_rows };
+                let mut writer = HourlyParquetWriter::new(settings);
+                for event in &events {
+                    writer.push(event).unwrap();
+                }
+                let (files, duplicates) = writer.finish().unwrap();
+                // The reference: group by hour, keep each id's first copy, stable sort by time.
+                let mut expected: BTreeMap<i64, Vec<&Event>> = BTreeMap::new();
+                for event in &events {
+                    let hour = event.event_time.timestamp_micros().div_euclid(HOUR_MICROS);
+                    let rows = expected.entry(hour).or_default();
+                    if !rows.iter().any(|kept| kept.event_id == event.event_id) {
+                        rows.push(event);
+                    }
+                }
+                let kept: usize = expected.values().map(Vec::len).sum();
+                prop_assert_eq!(duplicates, events.len() - kept);
+                prop_assert_eq!(files.len(), expected.len());
+                for (file, (hour, mut rows)) in files.iter().zip(expected) {
+                    rows.sort_by_key(|event| event.event_time.timestamp_micros());
+                    prop_assert_eq!(file.hour.timestamp_micros(), hour * HOUR_MICROS);
+                    prop_assert_eq!(file.rows, rows.len());
+                    prop_assert_eq!(row_count(&file.data).unwrap(), rows.len());
+                    let batches = read_batches(file.data.clone()).unwrap();
+                    let read: Vec<Vec<Value<'_>>> =
+                        batches.iter().flat_map(|batch| (0..batch.num_rows()).map(move |row| read_row(batch, row))).collect();
+                    prop_assert_eq!(read.len(), rows.len());
+                    for (got, event) in read.iter().zip(&rows) {
+                        let want = StoredRow::from_event(event);
+                        for (index, spec) in FIELDS.iter().enumerate() {
+                            prop_assert_eq!(&got[index], &want.values()[index], "column {}", spec.name);
+                        }
+                        // Against the event itself, not only its columns.
+                        let price = event.price.map_or(Value::Null, |m| Value::Decimal(m.to_scaled_i128()));
+                        prop_assert_eq!(&got[event_model::columns::column_index("price")], &price);
+                        prop_assert_eq!(&got[EVENT_TIME], &Value::Timestamp(event.event_time.timestamp_micros()));
+                        let properties = event.properties.as_deref().map_or(Value::Null, |p| Value::Text(Cow::Borrowed(p)));
+                        prop_assert_eq!(&got[event_model::columns::column_index("properties")], &properties);
+                    }
+                }
+            }
+
+            /// The compaction path: events → Parquet through the schema's record batches → read
+            /// back → merged, every column as it went in.
+            #[test]
+            fn written_events_read_back_and_merge_as_they_went_in(events in events()) {
+                let mut unique: Vec<Event> = Vec::new();
+                for event in events {
+                    if !unique.iter().any(|kept| kept.event_id == event.event_id) {
+                        unique.push(event);
+                    }
+                }
+                let data = write_events(&unique, ParquetSettings { zstd_level: 1, row_group_rows: 3 }).unwrap();
+                let batches = read_batches(data).unwrap();
+                let read: Vec<Vec<Value<'_>>> =
+                    batches.iter().flat_map(|batch| (0..batch.num_rows()).map(move |row| read_row(batch, row))).collect();
+                prop_assert_eq!(read.len(), unique.len());
+                for (got, event) in read.iter().zip(&unique) {
+                    let want = StoredRow::from_event(event);
+                    prop_assert_eq!(&got[..], &want.values()[..]);
+                }
+                let (merged, duplicates) = merge_batches(&batches).unwrap();
+                prop_assert_eq!(duplicates, 0);
+                prop_assert_eq!(merged.num_rows(), unique.len());
+            }
+        }
+    }
 }

@@ -185,15 +185,21 @@ pub fn enrich<'a>(
     let received_at = to_micros(request.received_at);
     let sent_at = event.sent_at.or(request.batch_sent_at).map(to_micros);
     let client_event_time = event.event_time.map(to_micros);
+    // Clients may claim any time chrono can read (years ±262,143): a correction past chrono's
+    // range is no time at all, so out of range.
     let corrected = match (client_event_time, sent_at) {
-        (Some(claimed), Some(sent)) => received_at - (sent - claimed),
-        (Some(claimed), None) => claimed,
-        (None, _) => received_at,
+        (Some(claimed), Some(sent)) => received_at.checked_sub_signed(sent.signed_duration_since(claimed)),
+        (Some(claimed), None) => Some(claimed),
+        (None, _) => Some(received_at),
     };
-    let earliest = received_at - TimeDelta::from_std(window.max_age).unwrap_or(TimeDelta::MAX);
-    let latest = received_at + TimeDelta::from_std(window.max_future).unwrap_or(TimeDelta::zero());
-    let out_of_range = corrected < earliest || corrected > latest;
-    let event_time = if out_of_range { received_at } else { corrected };
+    let max_age = TimeDelta::from_std(window.max_age).unwrap_or(TimeDelta::MAX);
+    let earliest = received_at.checked_sub_signed(max_age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let max_future = TimeDelta::from_std(window.max_future).unwrap_or(TimeDelta::zero());
+    let latest = received_at.checked_add_signed(max_future).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let (event_time, out_of_range) = match corrected {
+        Some(corrected) if corrected >= earliest && corrected <= latest => (corrected, false),
+        _ => (received_at, true),
+    };
 
     let id = event.event_id.unwrap_or_else(EventId::generate);
     let event_name = match event.event_type {
@@ -347,6 +353,24 @@ mod tests {
         }
     }
 
+    /// Found by `proptests::any_event_and_sent_times_are_enriched_without_panicking`: the
+    /// clock-skew correction of claims at the ends of chrono's range overflowed, and the
+    /// collector panicked.
+    #[test]
+    fn a_correction_past_chrono_s_range_is_out_of_range_not_a_panic() {
+        let received = Utc.with_ymd_and_hms(2023, 11, 14, 22, 13, 20).unwrap();
+        let mut context = request(received);
+        context.batch_sent_at = Some("+262142-12-31T23:59:59Z".parse().unwrap());
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a",
+            "event_time": "-262143-01-01T00:00:00Z"}));
+        let stored = enrich(event, &context, window(), &UserAgentParser::default());
+        assert!(stored.event_time_out_of_range);
+        assert_eq!(stored.event_time, received);
+        let unlimited = TimeWindow { max_age: Duration::MAX, max_future: Duration::MAX };
+        let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a"}));
+        assert!(!enrich(event, &context, unlimited, &UserAgentParser::default()).event_time_out_of_range);
+    }
+
     #[test]
     fn a_missing_event_id_is_generated_as_uuid_v7_and_recorded() {
         let event = tracker(serde_json::json!({"event_type": "page_view", "anonymous_id": "a"}));
@@ -402,5 +426,88 @@ mod tests {
         assert_eq!(stored.event_name, "newsletter_signup");
         assert_eq!(stored.properties.as_deref(), Some(r#"{"list":"weekly"}"#));
         assert_eq!(stored.ua_device_class.as_deref(), Some("mobile"), "context user agent wins");
+    }
+
+    /// Properties of decoding + validation + enrichment, over generated requests; `make fuzz`
+    /// runs them longer.
+    mod proptests {
+        use event_model::strategies;
+        use event_model::tracker::{Limits, parse_body};
+        use proptest::prelude::*;
+        use serde::Deserialize;
+        use serde_json::Value;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(strategies::config(128))]
+
+            /// A valid request is stored as serde's own reading of its JSON is: the collector's
+            /// decoders (one event read in place, a batch in one pass, or in two) give the same
+            /// stored event, and its queue encoding is serde_json's of the same struct.
+            #[test]
+            fn valid_events_are_stored_as_the_serde_reference_stores_them(
+                events in prop::collection::vec(strategies::tracker_event(), 1..4),
+                pretty in any::<bool>(),
+            ) {
+                let body = if events.len() == 1 { events[0].clone() } else { serde_json::json!({"events": events}) };
+                let text = if pretty { serde_json::to_string_pretty(&body).unwrap() } else { body.to_string() };
+                let limits = Limits::default();
+                let batch = parse_body(&text, &limits).unwrap();
+                let context = request(Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap());
+                let parser = UserAgentParser::default();
+                for (item, sent) in batch.items.into_iter().zip(&events) {
+                    let mut parsed = item.outcome.unwrap();
+                    let mut reference = TrackerEvent::deserialize(sent).unwrap();
+                    prop_assert_eq!(reference.check(&limits), vec![]);
+                    reference.assign_missing_id();
+                    parsed.event_id = parsed.event_id.or(reference.event_id);
+                    let stored = enrich(parsed, &context, window(), &parser).to_json_bytes();
+                    let expected = enrich(reference, &context, window(), &parser);
+                    let reference_bytes = serde_json::to_vec(&expected).unwrap();
+                    prop_assert_eq!(String::from_utf8_lossy(&stored), String::from_utf8_lossy(&reference_bytes));
+                    // Field for field against what was sent.
+                    let stored = Event::from_json_bytes(&stored).unwrap();
+                    prop_assert_eq!(stored.event_type.as_str(), sent["event_type"].as_str().unwrap());
+                    prop_assert_eq!(stored.anonymous_id.as_deref(), sent.get("anonymous_id").and_then(Value::as_str));
+                    prop_assert_eq!(stored.user_id.as_deref(), sent.get("user_id").and_then(Value::as_str));
+                    let properties = stored.properties.as_deref().map(|p| serde_json::from_str::<Value>(p).unwrap());
+                    prop_assert_eq!(properties.as_ref(), sent.get("properties"));
+                    let price = sent.pointer("/product/price").map(|p| serde_json::from_value::<event_model::Money>(p.clone()).unwrap());
+                    prop_assert_eq!(stored.price, price);
+                    prop_assert_eq!(stored.source_id, "shop");
+                    prop_assert!(stored.event_time_out_of_range || stored.event_time <= context.received_at + TimeDelta::minutes(10));
+                }
+            }
+
+            /// Claimed and sent times anywhere in chrono's range are stored without panicking:
+            /// an impossible correction is out of range, and the event takes its receipt time.
+            #[test]
+            fn any_event_and_sent_times_are_enriched_without_panicking(
+                event_time in strategies::maybe(strategies::timestamp()),
+                sent_at in strategies::maybe(strategies::timestamp()),
+                batch_sent_at in strategies::maybe(strategies::timestamp()),
+                // The collector's own clock: this century.
+                received_at in (1_700_000_000i64..1_900_000_000, 0u32..1_000_000_000)
+                    .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap()),
+            ) {
+                let mut json = serde_json::json!({"event_type": "page_view", "anonymous_id": "a"});
+                if let Some(time) = event_time {
+                    json["event_time"] = serde_json::to_value(time).unwrap();
+                }
+                if let Some(time) = sent_at {
+                    json["sent_at"] = serde_json::to_value(time).unwrap();
+                }
+                let text = json.to_string();
+                let event = event_model::tracker::parse_event(&text, &Limits::default()).unwrap();
+                let mut context = request(received_at);
+                context.batch_sent_at = batch_sent_at;
+                let stored = enrich(event, &context, window(), &UserAgentParser::default());
+                prop_assert_eq!(stored.received_at, to_micros(received_at));
+                if stored.event_time_out_of_range {
+                    prop_assert_eq!(stored.event_time, stored.received_at);
+                }
+            }
+        }
     }
 }

@@ -208,6 +208,7 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
             let name = object
                 .get("event")
                 .and_then(text)
+                .filter(|name| !event_name(name).is_empty())
                 .ok_or_else(|| FieldError::new("event", "required", "track calls need an event name"))?;
             match name.as_str() {
                 "Product Viewed" | "Product Added" | "Product Removed" => {
@@ -266,8 +267,12 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                             let price =
                                 line.get("price").and_then(text).and_then(|p| event_model::Money::parse(&p).ok());
                             let quantity = line.get("quantity").and_then(Value::as_i64).unwrap_or(1);
+                            // A product past a decimal's range (±7.9×10²⁸) has no revenue:
+                            // the purchase then lacks one and is kept as a custom event.
                             let revenue = price.map(|p| {
-                                event_model::Money::from(p.as_decimal() * rust_decimal::Decimal::from(quantity))
+                                p.as_decimal()
+                                    .checked_mul(rust_decimal::Decimal::from(quantity))
+                                    .map(event_model::Money::from)
                             });
                             this.insert("event_type".into(), Value::from("purchase"));
                             let mut product = product_of(&line);
@@ -277,7 +282,14 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                                 p.insert("currency".into(), Value::from(c.clone()));
                             }
                             this.insert("product".into(), product);
-                            this.insert("order".into(), json!({"order_id": order_id, "revenue": revenue.map(|r| r.to_string()).unwrap_or_else(|| "0".into()), "currency": currency}));
+                            let revenue = match revenue {
+                                None => Some("0".to_owned()),
+                                Some(line) => line.map(|r| r.to_string()),
+                            };
+                            this.insert(
+                                "order".into(),
+                                json!({"order_id": order_id, "revenue": revenue, "currency": currency}),
+                            );
                             if index == 0 {
                                 set(&mut this, "properties", rest.clone());
                             }
@@ -292,7 +304,7 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
                 }
                 other => {
                     event.insert("event_type".into(), Value::from("custom"));
-                    event.insert("event_name".into(), Value::from(other));
+                    event.insert("event_name".into(), Value::from(event_name(other)));
                     set(&mut event, "properties", (!properties.is_empty()).then(|| Value::Object(properties.clone())));
                 }
             }
@@ -336,22 +348,33 @@ pub fn map_message(message: &Value, call: Call, source_id: &str) -> Result<Vec<V
 /// Segment accepts any properties, so a mapped value the contract refuses (a price that is not a
 /// number, a bad currency code, an over-long locale) must not cost the message: the value moves
 /// to `properties.unmapped` under its field path, and an e-commerce event missing what its type
-/// requires (a product id, an order id) is kept as a `custom` event with the Segment name. Only
-/// what no mapping can fix (no anonymousId or userId at all) is rejected.
+/// requires (a product id, an order id) is kept as a `custom` event with the Segment name;
+/// properties nested deeper than the contract allows are kept as JSON text under
+/// `properties.properties_json`. Only what no mapping can fix (no anonymousId or userId at all,
+/// properties over the size limit) is rejected.
 fn repair(mut event: Value, segment_name: &str, limits: &event_model::Limits) -> Value {
-    for _ in 0..4 {
+    // serde reports one type error a pass, so a pass per field at most: each pass moves a value
+    // or retypes the event, and an event has fewer than 64 fields.
+    for _ in 0..64 {
         let Err(errors) = event_model::tracker::parse_event(&event.to_string(), limits) else {
             return event;
         };
         let mut changed = false;
         for error in errors {
             let path: Vec<&str> = error.field.split('.').collect();
+            if error.field == "properties" && error.code == "too_deep" {
+                // Nested deeper than the contract keeps: kept whole, as JSON text.
+                if let Some(properties) = event.get_mut("properties") {
+                    *properties = json!({"properties_json": properties.to_string()});
+                    changed = true;
+                }
+                continue;
+            }
             let requirement = error.code == "required" && error.field != "anonymous_id";
             if requirement {
                 if event["event_type"] != "custom" {
                     event["event_type"] = Value::from("custom");
-                    event["event_name"] =
-                        Value::from(segment_name.chars().filter(|c| !c.is_control()).take(128).collect::<String>());
+                    event["event_name"] = Value::from(event_name(segment_name));
                     changed = true;
                 }
                 continue;
@@ -377,6 +400,12 @@ fn repair(mut event: Value, segment_name: &str, limits: &event_model::Limits) ->
     event
 }
 
+/// A Segment event name as the contract's `event_name`: Segment takes any text, the contract
+/// no control characters and at most 128 characters.
+fn event_name(segment_name: &str) -> String {
+    segment_name.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
 fn strip_nulls(map: &mut Map<String, Value>) {
     map.retain(|_, v| !v.is_null());
     for value in map.values_mut() {
@@ -385,6 +414,95 @@ fn strip_nulls(map: &mut Map<String, Value>) {
         }
     }
     map.retain(|_, v| !matches!(v, Value::Object(o) if o.is_empty()));
+}
+
+/// The body of a Segment request as JSON.
+pub fn parse_payload(body: &[u8]) -> Result<Value, ApiError> {
+    let body_text = std::str::from_utf8(body).map_err(|e| ApiError::Invalid {
+        message: format!("the body is not UTF-8: {e}"),
+        errors: vec![IndexedFieldError::new(None, FieldError::new("body", "encoding", e.to_string()))],
+    })?;
+    serde_json::from_str(body_text).map_err(|e| {
+        let message = e.to_string();
+        let (field, code) = if crate::nesting::is_too_deep(&message) {
+            (crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
+        } else {
+            ("body".to_owned(), "malformed")
+        };
+        ApiError::Invalid {
+            message: format!("the body is not JSON: {message}"),
+            errors: vec![IndexedFieldError::new(None, FieldError::new(&field, code, message))],
+        }
+    })
+}
+
+/// One Segment message, mapped: its text as sent (dead-lettered as it is when rejected) and the
+/// contract events it maps to, as JSON text, or why it maps to none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MappedMessage {
+    /// The message's JSON.
+    pub raw: String,
+    /// The tracker events' JSON, repaired (see [`repair`]), or the reason there are none.
+    pub events: Result<Vec<String>, FieldError>,
+}
+
+/// Splits a Segment payload into its messages (a batch's `batch` array, or the payload itself)
+/// and maps each one: everything a Segment route does between reading the body and validating
+/// the events, with no I/O, so it can be tested on its own.
+pub fn decode(
+    payload: &Value,
+    call: Call,
+    source_id: &str,
+    limits: &event_model::Limits,
+) -> Result<Vec<MappedMessage>, ApiError> {
+    let messages: Vec<Value> = match call {
+        Call::Batch => payload.get("batch").and_then(Value::as_array).cloned().ok_or_else(|| ApiError::Invalid {
+            message: "a batch call needs a \"batch\" array".into(),
+            errors: vec![IndexedFieldError::new(
+                None,
+                FieldError::new("batch", "required", "a batch call needs a \"batch\" array"),
+            )],
+        })?,
+        _ => vec![payload.clone()],
+    };
+    if messages.len() > limits.max_batch_events {
+        return Err(ApiError::TooLarge(format!("a batch holds at most {} messages", limits.max_batch_events)));
+    }
+    let mut mapped = Vec::with_capacity(messages.len());
+    for message in &messages {
+        let raw = message.to_string();
+        if raw.len() > limits.max_event_bytes {
+            let error = FieldError::new(
+                "message",
+                "too_large",
+                format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes),
+            );
+            mapped.push(MappedMessage { raw, events: Err(error) });
+            continue;
+        }
+        let events = map_message(message, call, source_id).map(|events| {
+            let name = message.get("event").and_then(text).unwrap_or_else(|| "segment".into());
+            events.into_iter().map(|event| repair(event, &name, limits).to_string()).collect()
+        });
+        mapped.push(MappedMessage { raw, events });
+    }
+    Ok(mapped)
+}
+
+/// The mapped messages as the batch [`ingest`] takes: each event parsed and validated, borrowing
+/// the mapped text.
+pub fn batch_items<'a>(messages: &'a [MappedMessage], limits: &event_model::Limits) -> Vec<BatchItem<'a>> {
+    let mut items = Vec::new();
+    for message in messages {
+        match &message.events {
+            Ok(events) => items.extend(events.iter().map(|event| BatchItem {
+                raw: &message.raw,
+                outcome: event_model::tracker::parse_event(event, limits),
+            })),
+            Err(error) => items.push(BatchItem { raw: &message.raw, outcome: Err(vec![error.clone()]) }),
+        }
+    }
+    items
 }
 
 /// Handles one Segment route.
@@ -400,22 +518,7 @@ pub async fn handle(
     let max_body = state.limits().max_batch_bytes;
     let raw = read_body(body, max_body).await?;
     let decoded = decode_body(&headers, raw, max_body)?;
-    let body_text = std::str::from_utf8(&decoded).map_err(|e| ApiError::Invalid {
-        message: format!("the body is not UTF-8: {e}"),
-        errors: vec![IndexedFieldError::new(None, FieldError::new("body", "encoding", e.to_string()))],
-    })?;
-    let payload: Value = serde_json::from_str(body_text).map_err(|e| {
-        let message = e.to_string();
-        let (field, code) = if crate::nesting::is_too_deep(&message) {
-            (crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
-        } else {
-            ("body".to_owned(), "malformed")
-        };
-        ApiError::Invalid {
-            message: format!("the body is not JSON: {message}"),
-            errors: vec![IndexedFieldError::new(None, FieldError::new(&field, code, message))],
-        }
-    })?;
+    let payload = parse_payload(&decoded)?;
     let presents_header =
         headers.contains_key(crate::api::WRITE_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);
     let source_id = if presents_header {
@@ -427,52 +530,10 @@ pub async fn handle(
             .and_then(|key| state.source_for(key))
             .ok_or(ApiError::Unauthorized)?
     };
-    let messages: Vec<Value> = match call {
-        Call::Batch => payload.get("batch").and_then(Value::as_array).cloned().ok_or_else(|| ApiError::Invalid {
-            message: "a batch call needs a \"batch\" array".into(),
-            errors: vec![IndexedFieldError::new(
-                None,
-                FieldError::new("batch", "required", "a batch call needs a \"batch\" array"),
-            )],
-        })?,
-        _ => vec![payload.clone()],
-    };
-    if messages.len() > state.limits().max_batch_events {
-        return Err(ApiError::TooLarge(format!("a batch holds at most {} messages", state.limits().max_batch_events)));
-    }
-    let batch_sent_at = payload.get("sentAt").and_then(Value::as_str).and_then(|t| t.parse().ok());
     let limits = state.limits();
-    // Each message's text (dead-lettered as sent when rejected) and the tracker events it maps
-    // to, as JSON text; the parsed events borrow these strings.
-    let mut texts: Vec<(String, Result<Vec<String>, FieldError>)> = Vec::with_capacity(messages.len());
-    for message in &messages {
-        let raw = message.to_string();
-        if raw.len() > limits.max_event_bytes {
-            let error = FieldError::new(
-                "message",
-                "too_large",
-                format!("{} bytes; a message may be at most {} bytes", raw.len(), limits.max_event_bytes),
-            );
-            texts.push((raw, Err(error)));
-            continue;
-        }
-        let mapped = map_message(message, call, &source_id).map(|events| {
-            let name = message.get("event").and_then(text).unwrap_or_else(|| "segment".into());
-            events.into_iter().map(|event| repair(event, &name, &limits).to_string()).collect()
-        });
-        texts.push((raw, mapped));
-    }
-    let mut items = Vec::new();
-    for (raw, mapped) in &texts {
-        match mapped {
-            Ok(events) => items.extend(
-                events
-                    .iter()
-                    .map(|event| BatchItem { raw, outcome: event_model::tracker::parse_event(event, &limits) }),
-            ),
-            Err(error) => items.push(BatchItem { raw, outcome: Err(vec![error.clone()]) }),
-        }
-    }
+    let batch_sent_at = payload.get("sentAt").and_then(Value::as_str).and_then(|t| t.parse().ok());
+    let messages = decode(&payload, call, &source_id, &limits)?;
+    let items = batch_items(&messages, &limits);
     let request = RequestContext {
         source_id,
         received_at,
@@ -594,9 +655,273 @@ mod tests {
         assert!(event_model::tracker::parse_event(&event.to_string(), &limits).is_ok());
     }
 
+    /// Found by `proptests::messages_map_to_events_serde_reads_the_same_way`: a track call
+    /// named with a control character (or more than 128 characters) became a custom event the
+    /// contract refuses, so the message was lost although it names its user.
+    #[test]
+    fn track_names_the_contract_refuses_are_cleaned_not_refused() {
+        let limits = event_model::Limits::default();
+        for (name, expected) in [("tab\there", "tabhere".to_owned()), (&"n".repeat(200), "n".repeat(128))] {
+            let message = json!({"type": "track", "event": name, "userId": "-"});
+            let mapped = decode(&message, Call::Track, "s", &limits).unwrap();
+            let event = &mapped[0].events.as_ref().unwrap()[0];
+            let parsed = event_model::tracker::parse_event(event, &limits).unwrap();
+            assert_eq!(parsed.event_name.as_deref(), Some(expected.as_str()));
+        }
+        let unnamed = map_message(&json!({"type": "track", "event": "\u{1}", "userId": "-"}), Call::Track, "s");
+        assert_eq!(unnamed.unwrap_err().field, "event");
+    }
+
+    /// Found by `proptests::messages_map_to_events_serde_reads_the_same_way`: `repair` gave up
+    /// after four passes, each fixing one type error, so a message with four bad values kept an
+    /// e-commerce type it did not qualify for, and was refused.
+    #[test]
+    fn a_message_with_many_bad_values_is_repaired_whole() {
+        let limits = event_model::Limits::default();
+        let message = json!({"type": "track", "event": "Product Viewed", "anonymousId": "-",
+            "context": {"screen": {"height": -2.7e-309, "width": -3.6e-121}},
+            "properties": {"price": "", "quantity": 1.18e-308}});
+        let mapped = decode(&json!({"batch": [message]}), Call::Batch, "s", &limits).unwrap();
+        let event = &mapped[0].events.as_ref().unwrap()[0];
+        let parsed = event_model::tracker::parse_event(event, &limits).unwrap();
+        assert_eq!(parsed.event_type, event_model::EventType::Custom);
+        assert_eq!(parsed.event_name.as_deref(), Some("Product Viewed"));
+    }
+
+    /// Found by `proptests::messages_map_to_events_serde_reads_the_same_way`: price × quantity
+    /// of an order line past a decimal's range panicked (`Multiplication overflowed`).
+    #[test]
+    fn an_order_line_too_large_for_a_decimal_is_kept_without_a_panic() {
+        let limits = event_model::Limits::default();
+        let message = json!({"type": "track", "event": "Order Completed", "userId": "u",
+            "properties": {"order_id": "o", "products": [{"product_id": "p", "price": "79228162514264337593543950335", "quantity": 2}]}});
+        let mapped = decode(&message, Call::Track, "s", &limits).unwrap();
+        let event = &mapped[0].events.as_ref().unwrap()[0];
+        let parsed = event_model::tracker::parse_event(event, &limits).unwrap();
+        assert_eq!(parsed.event_type, event_model::EventType::Custom, "no revenue, so not a purchase");
+        assert_eq!(
+            parsed.product.unwrap().price,
+            Some(event_model::Money::parse("79228162514264337593543950335").unwrap())
+        );
+    }
+
+    /// Found by `proptests::messages_map_to_events_serde_reads_the_same_way`: properties nested
+    /// deeper than the contract allows (an order line's price `[[[]]]`) cost the whole message.
+    #[test]
+    fn properties_nested_too_deep_are_kept_as_json_text() {
+        let limits = event_model::Limits::default();
+        let message = json!({"type": "track", "event": "Product Viewed", "userId": "0",
+            "properties": {"products": [{"price": [[[]]]}]}});
+        let mapped = decode(&message, Call::Track, "s", &limits).unwrap();
+        let event = &mapped[0].events.as_ref().unwrap()[0];
+        let parsed = event_model::tracker::parse_event(event, &limits).unwrap();
+        let properties = parsed.properties.unwrap();
+        let kept: Value = serde_json::from_str(properties["properties_json"].as_str().unwrap()).unwrap();
+        assert_eq!(kept, json!({"products": [{"price": [[[]]]}]}));
+    }
+
     #[test]
     fn unsupported_calls_are_named() {
         let error = map_message(&json!({"type": "alias", "userId": "u"}), Call::Batch, "s").unwrap_err();
         assert_eq!(error.field, "type");
+    }
+
+    /// Properties of the Segment decoder over generated messages; `make fuzz` runs them longer.
+    mod proptests {
+        use event_model::strategies;
+        use event_model::tracker::TrackerEvent;
+        use proptest::prelude::*;
+        use serde::Deserialize;
+
+        use super::*;
+
+        const NAMES: &[&str] = &[
+            "Product Viewed",
+            "Product Added",
+            "Product Removed",
+            "Checkout Started",
+            "Order Completed",
+            "Products Searched",
+            "Newsletter Signed Up",
+            "",
+            "tab\there",
+        ];
+
+        /// A value as Segment libraries send anything: mostly plausible, often not.
+        fn loose() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                4 => strategies::money_json().prop_map(|(value, _)| value),
+                2 => strategies::int().prop_map(Value::from),
+                1 => any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                1 => Just(Value::from("1e30")),
+                1 => Just(Value::from("79228162514264337593543950335")),
+                2 => strategies::text().prop_map(Value::from),
+                1 => strategies::json_value(),
+            ]
+        }
+
+        fn line() -> impl Strategy<Value = Value> {
+            (
+                strategies::maybe(strategies::valid_text(40)),
+                strategies::maybe(loose()),
+                strategies::maybe(loose()),
+                strategies::maybe("[A-Za-z>/ ]{0,20}"),
+                strategies::maybe("[a-zA-Z]{0,4}"),
+            )
+                .prop_map(|(id, price, quantity, category, currency)| {
+                    let mut line = Map::new();
+                    set(&mut line, "product_id", id.map(Value::from));
+                    set(&mut line, "price", price);
+                    set(&mut line, "quantity", quantity);
+                    set(&mut line, "category", category.map(Value::from));
+                    set(&mut line, "currency", currency.map(Value::from));
+                    Value::Object(line)
+                })
+        }
+
+        /// A Segment message of any call type, with the fields the mapping reads set to
+        /// plausible and implausible values.
+        fn message() -> BoxedStrategy<Value> {
+            let ids = (
+                strategies::maybe(prop_oneof![
+                    strategies::text(),
+                    Just("0190a4c2-7b1e-7c3d-8e2f-9a0b1c2d3e4f".to_owned())
+                ]),
+                strategies::maybe(strategies::valid_text(60)),
+                strategies::maybe(strategies::valid_text(60)),
+                strategies::maybe(strategies::timestamp().prop_map(|t| serde_json::to_value(t).unwrap())),
+                strategies::maybe(strategies::timestamp_text().prop_map(|(text, _)| Value::from(text))),
+            );
+            let properties = (
+                strategies::maybe(line()),
+                strategies::maybe(prop::collection::vec(line(), 0..4)),
+                strategies::maybe(loose()),
+                strategies::maybe(strategies::valid_text(20)),
+                strategies::maybe(strategies::valid_text(40)),
+                strategies::properties(),
+            );
+            let context = strategies::maybe((
+                strategies::maybe(prop::sample::select(&["iOS", "Android", "Mac OS X", ""][..])),
+                strategies::maybe(strategies::valid_text(80)),
+                strategies::maybe(prop_oneof![Just("en-GB".to_owned()), strategies::text()]),
+                strategies::maybe((loose(), loose())),
+                strategies::maybe(strategies::valid_text(40)),
+            ));
+            // Boxed parts keep the value trees off a debug build's test-thread stack.
+            (
+                prop::sample::select(&["track", "page", "screen", "identify", "alias", "group"][..]),
+                prop::sample::select(NAMES),
+                ids.boxed(),
+                properties.boxed(),
+                context.boxed(),
+            )
+                .prop_map(|(kind, name, ids, properties, context)| {
+                    let (message_id, anonymous_id, user_id, timestamp, sent_at) = ids;
+                    let (product, lines, revenue, order_id, query, extra) = properties;
+                    let mut props = extra;
+                    if let Some(Value::Object(product)) = product {
+                        props.extend(product);
+                    }
+                    set(&mut props, "products", lines.map(Value::from));
+                    set(&mut props, "revenue", revenue);
+                    set(&mut props, "order_id", order_id.map(Value::from));
+                    set(&mut props, "query", query.map(Value::from));
+                    let mut message = Map::new();
+                    message.insert("type".into(), Value::from(kind));
+                    message.insert("event".into(), Value::from(name));
+                    message.insert("name".into(), Value::from(name));
+                    set(&mut message, "messageId", message_id.map(Value::from));
+                    set(&mut message, "anonymousId", anonymous_id.map(Value::from));
+                    set(&mut message, "userId", user_id.map(Value::from));
+                    set(&mut message, "timestamp", timestamp);
+                    set(&mut message, "sentAt", sent_at);
+                    message.insert("properties".into(), Value::Object(props.clone()));
+                    message.insert("traits".into(), Value::Object(props));
+                    if let Some((os, user_agent, locale, screen, library)) = context {
+                        let mut context = Map::new();
+                        set(&mut context, "os", os.map(|name| json!({"name": name})));
+                        set(&mut context, "userAgent", user_agent.map(Value::from));
+                        set(&mut context, "locale", locale.map(Value::from));
+                        set(&mut context, "screen", screen.map(|(w, h)| json!({"width": w, "height": h})));
+                        set(&mut context, "library", library.map(|name| json!({"name": name, "version": "1.0"})));
+                        message.insert("context".into(), Value::Object(context));
+                    }
+                    Value::Object(message)
+                })
+                .boxed()
+        }
+
+        proptest! {
+            #![proptest_config(strategies::config(256))]
+
+            /// Any Segment message on any route maps without panicking; every event it maps to
+            /// is decided as serde's own reading of the same JSON is, and is accepted unless the
+            /// message names no one (no anonymousId and no userId) or its call is unsupported.
+            #[test]
+            fn messages_map_to_events_serde_reads_the_same_way(
+                messages in prop::collection::vec(message(), 1..4),
+                call in prop::sample::select(&[Call::Batch, Call::Track, Call::Page, Call::Screen, Call::Identify][..]),
+            ) {
+                let limits = event_model::Limits::default();
+                let payload = if call == Call::Batch { json!({"batch": messages}) } else { messages[0].clone() };
+                let mapped = decode(&payload, call, "shop", &limits).unwrap();
+                for (message, sent) in mapped.iter().zip(&messages) {
+                    let events = match &message.events {
+                        Ok(events) => events,
+                        Err(error) => {
+                            prop_assert!(!error.field.is_empty());
+                            continue;
+                        }
+                    };
+                    prop_assert!(!events.is_empty());
+                    for event in events {
+                        let outcome = event_model::tracker::parse_event(event, &limits);
+                        let value: Value = serde_json::from_str(event).unwrap();
+                        let reference = TrackerEvent::deserialize(&value).map_err(|e| e.to_string()).and_then(|mut reference| {
+                            let problems = reference.check(&limits);
+                            if problems.is_empty() { Ok(reference) } else { Err(format!("{problems:?}")) }
+                        });
+                        prop_assert_eq!(outcome.is_ok(), reference.is_ok(), "{} {:?}", event, outcome);
+                        let named = sent.get("anonymousId").or(sent.get("userId")).and_then(text).is_some();
+                        match outcome {
+                            Ok(parsed) => {
+                                let (anonymous_id, user_id) = (sent.get("anonymousId").and_then(text), sent.get("userId").and_then(text));
+                                prop_assert_eq!(parsed.anonymous_id.as_deref(), anonymous_id.as_deref());
+                                prop_assert_eq!(parsed.user_id.as_deref(), user_id.as_deref());
+                            }
+                            Err(errors) => {
+                                let too_large = errors.iter().any(|e| e.field == "properties" && e.code == "too_large");
+                                prop_assert!(!named || too_large, "a message naming its user was refused: {} {:?}", event, errors);
+                                prop_assert!(errors.iter().any(|e| e.field == "anonymous_id" || too_large), "{:?}", errors);
+                            }
+                        }
+                    }
+                }
+                let items = batch_items(&mapped, &limits);
+                prop_assert!(items.len() >= mapped.len());
+            }
+
+            /// Any bytes as a Segment body: refused or decoded, never a panic.
+            #[test]
+            fn arbitrary_bodies_are_decided_without_panicking(
+                body in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..200),
+                    strategies::json_value().prop_map(|v| v.to_string().into_bytes()),
+                    prop::collection::vec(strategies::json_value(), 0..3).prop_map(|batch| json!({"batch": batch}).to_string().into_bytes()),
+                ],
+                call in prop::sample::select(&[Call::Batch, Call::Track, Call::Page, Call::Screen, Call::Identify][..]),
+            ) {
+                let limits = event_model::Limits::default();
+                if let Ok(payload) = parse_payload(&body)
+                    && let Ok(mapped) = decode(&payload, call, "shop", &limits)
+                {
+                    for item in batch_items(&mapped, &limits) {
+                        if let Err(errors) = item.outcome {
+                            prop_assert!(errors.iter().all(|e| !e.field.is_empty()));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -1033,74 +1033,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn common_path_agrees_with_the_general_decoder_on_mutated_messages() {
-        let mut samples = vec![full_event().to_json_bytes()];
-        let mut sparse: serde_json::Value = serde_json::from_slice(&full_event().to_json_bytes()).unwrap();
-        sparse.as_object_mut().unwrap().retain(|_, v| !v.is_string() || v.as_str().is_some_and(|s| s.len() > 8));
-        samples.push(serde_json::to_vec(&sparse).unwrap());
-        let replacements: [&[u8]; 16] = [
-            b"\"",
-            b"\\",
-            b",",
-            b"}",
-            b"{",
-            b":",
-            b"0",
-            b"-",
-            b".",
-            b"e",
-            b" ",
-            b"null",
-            b"true",
-            b"\x01",
-            b"\xc3\xa9",
-            b"\xff",
-        ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |below: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % below as u64) as usize
-        };
-        let (mut accepted, mut rejected) = (0, 0);
-        for _ in 0..60_000 {
-            let mut message = samples[next(samples.len())].clone();
-            for _ in 0..1 + next(3) {
-                let at = next(message.len());
-                match next(4) {
-                    0 => {
-                        message.remove(at);
-                    }
-                    1 => message[at] = b"0123456789-.:,\"Z+TtEe{}"[next(23)],
-                    _ => {
-                        let with = replacements[next(replacements.len())];
-                        let len = next(3).min(message.len() - at);
-                        message.splice(at..at + len, with.iter().copied());
-                    }
-                }
-            }
-            let general = parse_general(&message);
-            let Some(row) = simdutf8::basic::from_utf8(&message).ok().and_then(common) else {
-                rejected += 1;
-                continue;
-            };
-            accepted += 1;
-            match general {
-                Ok(expected) => assert_eq!(row, expected, "{}", String::from_utf8_lossy(&message)),
-                Err(error) => panic!(
-                    "common path accepted what the decoder refuses ({error}): {}",
-                    String::from_utf8_lossy(&message)
-                ),
-            }
-        }
-        assert!(
-            accepted > 1_000 && rejected > 1_000,
-            "mutations exercised both paths: {accepted} common, {rejected} not"
-        );
-    }
-
-    #[test]
     fn plain_decimals_match_money_parse() {
         for text in ["0", "-0", "35.57", "-59.97", "007.5", "1.000000001", "999999999999999999.999999999", "12."] {
             let expected = Money::parse(text).ok().map(Money::to_scaled_i128);
@@ -1115,26 +1047,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn timestamps_agree_with_chrono_across_centuries_and_offsets() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let seconds = (state % 8_000_000_000) as i64 - 2_000_000_000;
-            let nanos = ((state >> 33) % 1_000_000_000) as u32;
-            let offset_seconds = ((state >> 20) % 50_000) as i32 - 25_000;
-            // Whole-minute offsets take the direct path; others (seconds in the offset) go to chrono.
-            let offset =
-                FixedOffset::east_opt(if state & 2 == 0 { offset_seconds / 60 * 60 } else { offset_seconds }).unwrap();
-            let time = Utc.timestamp_opt(seconds, nanos).unwrap().with_timezone(&offset);
-            for format in [chrono::SecondsFormat::AutoSi, chrono::SecondsFormat::Micros, chrono::SecondsFormat::Secs] {
-                let text = time.to_rfc3339_opts(format, state & 1 == 0);
-                let expected = text.parse::<DateTime<FixedOffset>>().unwrap();
-                assert_eq!(parse_timestamp_micros(&text), Some(expected.timestamp_micros()), "{text}");
-                assert_eq!(parse_timestamp(&text), Ok(expected.with_timezone(&Utc)), "{text}");
-            }
-        }
+    fn timestamps_at_the_edges_of_the_common_shape_are_read_as_chrono_reads_them() {
         for text in [
             "2026-02-29T00:00:00Z",
             "2024-02-29T00:00:00Z",
@@ -1169,5 +1082,212 @@ pub(crate) mod tests {
         builders.append(&StoredRow::from_event(&event));
         let again = builders.finish().unwrap();
         assert_eq!(again, batch.slice(0, 1));
+    }
+
+    /// Properties over generated events and messages (`crate::strategies`).
+    mod proptests {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Decimal128Type, Int64Type, TimestampMicrosecondType};
+        use arrow_array::{Array, BooleanArray};
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::strategies;
+
+        /// The edits a mutation makes to a message: delete a byte, overwrite one with a byte
+        /// that matters to the grammar, or splice in a token.
+        #[derive(Clone, Debug)]
+        enum Edit {
+            Delete(prop::sample::Index),
+            Overwrite(prop::sample::Index, u8),
+            Splice(prop::sample::Index, usize, &'static [u8]),
+        }
+
+        const TOKENS: &[&[u8]] = &[
+            b"\"",
+            b"\\",
+            b",",
+            b"}",
+            b"{",
+            b":",
+            b"0",
+            b"-",
+            b".",
+            b"e",
+            b" ",
+            b"null",
+            b"true",
+            b"\x01",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\"1\"",
+            b"[]",
+            b"1e400",
+            b"99999999999999999999",
+            b"\\u0000",
+            b"\\ud800",
+        ];
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                any::<prop::sample::Index>().prop_map(Edit::Delete),
+                (any::<prop::sample::Index>(), prop::sample::select(&b"0123456789-.:,\"Z+TtEe{}"[..]))
+                    .prop_map(|(at, byte)| Edit::Overwrite(at, byte)),
+                (any::<prop::sample::Index>(), 0usize..3, prop::sample::select(TOKENS))
+                    .prop_map(|(at, len, with)| Edit::Splice(at, len, with)),
+            ]
+        }
+
+        fn apply(message: &mut Vec<u8>, edits: &[Edit]) {
+            for edit in edits {
+                if message.is_empty() {
+                    return;
+                }
+                match edit {
+                    Edit::Delete(at) => {
+                        message.remove(at.index(message.len()));
+                    }
+                    Edit::Overwrite(at, byte) => {
+                        let at = at.index(message.len());
+                        message[at] = *byte;
+                    }
+                    Edit::Splice(at, len, with) => {
+                        let at = at.index(message.len());
+                        let len = (*len).min(message.len() - at);
+                        message.splice(at..at + len, with.iter().copied());
+                    }
+                }
+            }
+        }
+
+        /// The value of column `index` in `row` of `batch`, read back through Arrow's arrays.
+        fn read_back<'b>(batch: &'b RecordBatch, index: usize, row: usize) -> Value<'b> {
+            let column = batch.column(index);
+            if column.is_null(row) {
+                return Value::Null;
+            }
+            match FIELDS[index].column_type {
+                ColumnType::String => Value::Text(Cow::Borrowed(column.as_string::<i32>().value(row))),
+                ColumnType::Bool => Value::Bool(column.as_any().downcast_ref::<BooleanArray>().unwrap().value(row)),
+                ColumnType::Timestamp => Value::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row)),
+                ColumnType::Decimal => Value::Decimal(column.as_primitive::<Decimal128Type>().value(row)),
+                ColumnType::Int64 => Value::Int(column.as_primitive::<Int64Type>().value(row)),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(strategies::config(256))]
+
+            /// Both decoders read the pipeline's own encoding (and serde's pretty one, which takes
+            /// the general path) as exactly the event's columns.
+            #[test]
+            fn a_stored_event_parses_to_its_own_columns(event in strategies::event()) {
+                let direct = StoredRow::from_event(&event);
+                let json = event.to_json_bytes();
+                prop_assert_eq!(&StoredRow::parse(&json).unwrap(), &direct);
+                let pretty = serde_json::to_vec_pretty(&event).unwrap();
+                prop_assert_eq!(&StoredRow::parse(&pretty).unwrap(), &direct);
+                // Field for field against the event itself where the column is not plain text.
+                let values = direct.values();
+                prop_assert_eq!(&values[EVENT_TIME], &Value::Timestamp(event.event_time.timestamp_micros()));
+                let price = column_index("price");
+                prop_assert_eq!(&values[price], &event.price.map_or(Value::Null, |m| Value::Decimal(m.to_scaled_i128())));
+            }
+
+            /// Mutated messages: the common path accepts only what the general decoder accepts,
+            /// with the same values, and the general decoder accepts what `Event`'s serde decoder
+            /// accepts, with the same columns.
+            #[test]
+            fn decoders_agree_on_mutated_messages(
+                event in strategies::event(),
+                edits in prop::collection::vec(edit(), 1..4),
+            ) {
+                let mut message = event.to_json_bytes();
+                apply(&mut message, &edits);
+                let general = parse_general(&message);
+                if let Some(row) = simdutf8::basic::from_utf8(&message).ok().and_then(common) {
+                    match &general {
+                        Ok(expected) => prop_assert_eq!(&row, expected),
+                        Err(error) => prop_assert!(false, "common path accepted what the decoder refuses ({})", error),
+                    }
+                }
+                let reference = Event::from_json_bytes(&message);
+                match (&reference, &general) {
+                    (Ok(event), Ok(row)) => prop_assert_eq!(row, &StoredRow::from_event(event)),
+                    (Err(_), Err(_)) => {}
+                    _ => prop_assert!(
+                        false,
+                        "Event decoder says {:?}, StoredRow says {:?}",
+                        reference.as_ref().map(|_| "ok"),
+                        general.as_ref().map(|_| "ok")
+                    ),
+                }
+            }
+
+            /// Arbitrary bytes never panic either decoder.
+            #[test]
+            fn arbitrary_bytes_are_refused_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = StoredRow::parse(&bytes);
+                let _ = Event::from_json_bytes(&bytes);
+            }
+
+            /// Events → Arrow columns → read back: every column of every row as it went in
+            /// (money to the unit, timestamps to the microsecond, nulls where empty).
+            #[test]
+            fn columns_read_back_as_the_events_went_in(events in prop::collection::vec(strategies::event(), 1..6)) {
+                let mut builders = ColumnBuilders::with_capacity(2);
+                for event in &events {
+                    builders.append(&StoredRow::from_event(event));
+                }
+                let batch = builders.finish().unwrap();
+                prop_assert_eq!(batch.num_rows(), events.len());
+                for (row, event) in events.iter().enumerate() {
+                    let expected = StoredRow::from_event(event);
+                    for (index, spec) in FIELDS.iter().enumerate() {
+                        prop_assert_eq!(&read_back(&batch, index, row), &expected.values()[index], "column {}", spec.name);
+                    }
+                    let received = column_index("received_at");
+                    prop_assert_eq!(read_back(&batch, received, row), Value::Timestamp(strategies::to_micros(event.received_at).timestamp_micros()));
+                }
+            }
+
+            /// Timestamps in every RFC 3339 spelling chrono writes, at every offset (whole minutes
+            /// take the direct path, others chrono's), across chrono's whole range.
+            #[test]
+            fn timestamps_are_read_as_chrono_reads_them(
+                time in strategies::timestamp(),
+                offset_seconds in -86_399i32..86_400,
+                whole_minutes in any::<bool>(),
+                format in prop::sample::select(&[chrono::SecondsFormat::AutoSi, chrono::SecondsFormat::Micros, chrono::SecondsFormat::Secs, chrono::SecondsFormat::Nanos][..]),
+                use_z in any::<bool>(),
+            ) {
+                let offset = FixedOffset::east_opt(if whole_minutes { offset_seconds / 60 * 60 } else { offset_seconds }).unwrap();
+                // At chrono's ends, a local time past its range cannot be written.
+                prop_assume!(time.naive_utc().checked_add_offset(offset).is_some());
+                let text = time.with_timezone(&offset).to_rfc3339_opts(format, use_z);
+                let expected = text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc));
+                prop_assert_eq!(parse_timestamp(&text), expected, "{}", text);
+                prop_assert_eq!(parse_timestamp_micros(&text), expected.ok().map(|t| t.timestamp_micros()), "{}", text);
+            }
+
+            /// Text shaped like a timestamp, valid or not: the direct reading never disagrees with
+            /// chrono.
+            #[test]
+            fn timestamp_like_text_is_read_as_chrono_reads_it(
+                text in "[0-9+-]{0,2}[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,11})?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+            ) {
+                let expected = text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc));
+                prop_assert_eq!(parse_timestamp(&text), expected, "{}", text);
+                prop_assert_eq!(parse_timestamp_micros(&text), expected.ok().map(|t| t.timestamp_micros()), "{}", text);
+            }
+
+            /// The plain-decimal shortcut agrees with `Money::parse` whenever it answers.
+            #[test]
+            fn plain_decimals_are_read_as_money_reads_them(text in "[-+]?[0-9]{0,21}(\\.[0-9]{0,11})?") {
+                if let Some(units) = parse_plain_decimal(text.as_bytes()) {
+                    prop_assert_eq!(Some(units), Money::parse(&text).ok().map(Money::to_scaled_i128), "{}", text);
+                }
+            }
+        }
     }
 }

@@ -10,6 +10,8 @@
 //! * [`failed`] — the typed record of an event the collector rejected; rejected events are never
 //!   dropped, they go to the dead-letter stream as [`failed::FailedEvent`].
 //! * [`money`] — decimal amounts: money is never a binary float in storage.
+//! * `strategies` (tests, and the `proptest` feature) — generators of valid and adversarial
+//!   events for property tests.
 
 pub mod columns;
 pub mod event;
@@ -18,6 +20,8 @@ pub mod money;
 pub mod page_url;
 mod queue_json;
 pub mod schema;
+#[cfg(any(test, feature = "proptest"))]
+pub mod strategies;
 pub mod tracker;
 
 pub use event::{Event, EventType, Platform};

@@ -47,15 +47,33 @@ impl Money {
     }
 
     /// The amount as an integer count of 10⁻⁹ units, the representation of `Decimal128(38, 9)`.
+    ///
+    /// Computed in `i128`: a `Decimal`'s 96-bit mantissa cannot hold amounts from 7.9×10¹⁹ up
+    /// with nine decimals, so `Decimal::rescale` keeps fewer there and its mantissa is then not
+    /// a count of 10⁻⁹ units. Every amount (at most 2⁹⁶ × 10⁹ units) fits `DECIMAL(38, 9)`.
     pub fn to_scaled_i128(self) -> i128 {
-        let mut scaled = self.0;
-        scaled.rescale(MONEY_SCALE);
-        scaled.mantissa()
+        // Amounts are built with at most nine decimals; one from a `Decimal` with more is rounded
+        // as `visit_f64` rounds.
+        let amount = if self.0.scale() > MONEY_SCALE { self.0.round_dp(MONEY_SCALE) } else { self.0 };
+        amount.mantissa() * 10i128.pow(MONEY_SCALE - amount.scale())
     }
 
-    /// Builds an amount from an integer count of 10⁻⁹ units.
+    /// Builds an amount from an integer count of 10⁻⁹ units; `None` beyond what an amount can be
+    /// (±7.9×10²⁸, a `Decimal`'s range), which `DECIMAL(38, 9)` can hold but no client can send.
+    pub fn try_from_scaled_i128(units: i128) -> Option<Self> {
+        let (mut units, mut scale) = (units, MONEY_SCALE);
+        // Trailing zeros of the units are dropped until the mantissa fits 96 bits.
+        while scale > 0 && units % 10 == 0 && Decimal::try_from_i128_with_scale(units, scale).is_err() {
+            units /= 10;
+            scale -= 1;
+        }
+        Decimal::try_from_i128_with_scale(units, scale).ok().map(|amount| Self(amount.normalize()))
+    }
+
+    /// Builds an amount from an integer count of 10⁻⁹ units, saturating at an amount's range
+    /// (see [`Money::try_from_scaled_i128`]).
     pub fn from_scaled_i128(units: i128) -> Self {
-        Self(Decimal::from_i128_with_scale(units, MONEY_SCALE).normalize())
+        Self::try_from_scaled_i128(units).unwrap_or(Self(if units < 0 { Decimal::MIN } else { Decimal::MAX }))
     }
 
     /// True when the amount is below zero.
@@ -176,5 +194,66 @@ mod tests {
         assert!(!money.is_negative());
         assert!(Money::parse("-0.5").unwrap().is_negative());
         assert!(!Money::parse("-0").unwrap().is_negative());
+    }
+
+    /// Found by `proptests::scaled_units_are_exact`: from 7.9×10¹⁹ up, `Decimal::rescale(9)`
+    /// kept fewer decimals and the stored units were 10 to 10⁹ times too small.
+    #[test]
+    fn amounts_from_eight_times_ten_to_the_nineteen_keep_their_units() {
+        let money = Money::parse("79228162514264337593").unwrap();
+        assert_eq!(money.to_scaled_i128(), 79_228_162_514_264_337_593_000_000_000);
+        let largest = Money::parse("79228162514264337593543950335").unwrap();
+        assert_eq!(largest.to_scaled_i128(), 79_228_162_514_264_337_593_543_950_335_000_000_000);
+        assert_eq!(Money::from_scaled_i128(largest.to_scaled_i128()), largest);
+        assert_eq!(Money::try_from_scaled_i128(i128::MAX), None);
+    }
+
+    /// Properties over generated amounts (`crate::strategies::money`).
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::strategies;
+
+        /// 10⁻⁹ units of a decimal text, read digit by digit: the reference for the scaled form.
+        fn units_of(text: &str) -> i128 {
+            let (negative, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+            let fraction = format!("{fraction:0<9}");
+            let units: i128 = format!("{whole}{fraction}").parse().unwrap();
+            if negative { -units } else { units }
+        }
+
+        proptest! {
+            #![proptest_config(strategies::config(1024))]
+
+            #[test]
+            fn scaled_units_are_exact(money in strategies::money()) {
+                prop_assert_eq!(money.to_scaled_i128(), units_of(&money.to_string()));
+                prop_assert_eq!(Money::from_scaled_i128(money.to_scaled_i128()), money);
+            }
+
+            #[test]
+            fn text_and_json_round_trip(money in strategies::money()) {
+                prop_assert_eq!(Money::parse(&money.to_string()), Ok(money));
+                let json = serde_json::to_string(&money).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), money);
+            }
+
+            #[test]
+            fn json_numbers_of_up_to_fifteen_digits_are_exact((json, money) in strategies::money_json()) {
+                prop_assert_eq!(serde_json::from_value::<Money>(json).unwrap(), money);
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused_without_panicking(text in strategies::text()) {
+                if let Ok(money) = Money::parse(&text) {
+                    prop_assert_eq!(Money::parse(&money.to_string()), Ok(money));
+                }
+            }
+        }
     }
 }

@@ -201,129 +201,165 @@ mod tests {
         assert_eq!(facts, UrlFacts::parse_with_url_crate(&url).unwrap());
     }
 
-    /// Builds URLs from the URL standard's edge cases and checks the in-place reading against
-    /// the `url` crate on every one.
-    #[test]
-    fn the_in_place_reading_agrees_with_the_url_crate() {
-        const SCHEMES: &[&str] =
-            &["https://", "http://", "HTTP://", "https:", "https:///", "http:\\\\", "ftp://", "https:/"];
-        const HOSTS: &[&str] = &[
-            "shop.example",
-            "a",
-            "a-b.c",
-            "-a.b",
-            "a-.b",
-            "ab--cd.example",
-            "xn--nxasmq6b.example",
-            "xn--a.b",
-            "Shop.Example",
-            "1.2.3.4",
-            "256.1.1.1",
-            "0x10",
-            "a.1",
-            "a.b1",
-            "1a.b",
-            "a..b",
-            "a.",
-            ".a",
-            "",
-            "é.example",
-            "a_b.c",
-            "[::1]",
-            "user:pw@host",
-            "host@x",
-            "a%41.b",
-        ];
-        const PORTS: &[&str] = &["", ":80", ":443", ":8080", ":65535", ":", ":65536", ":0080", ":000001", ":x", ":-1"];
-        const SEGMENTS: &[&str] = &[
-            "", "a", "p", "123", ".", "..", "%2e", "%2E", ".%2e", "%2e%2E", "a b", "a%20b", "ü", "\\", "~x", "a;b=c",
-            "@", "{", "}", "|", "`", "%zz", "%", "x.y", "...", "a'b", "a\"b", "<", "^", "[x]", "\t", "a\nb",
-        ];
-        const KEYS: &[&str] = &[
-            "utm_source",
-            "utm_medium",
-            "utm_campaign",
-            "utm_term",
-            "utm_content",
-            "x",
-            "utm_source",
-            "UTM_SOURCE",
-            "utm%5Fsource",
-            "",
-        ];
-        const VALUES: &[&str] = &[
-            "",
-            "news",
-            "news+letter",
-            "a%20b",
-            "%zz",
-            "é",
-            "a'b",
-            "a\"b",
-            "a<b",
-            "%C3%A9",
-            "+++",
-            "a=b",
-            "a?b",
-            "a/b",
-            "a`b",
-            "a{b}",
-            "a|b",
-            "a\\b",
-            "a b",
-            "%",
-            "%2",
-            "[x]",
-        ];
-        const FRAGMENTS: &[&str] = &["", "#", "#frag", "#a b", "#ü", "#a#b", "#?utm_source=x", "#\t"];
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
-        let mut in_place = 0;
-        for round in 0..60_000 {
-            let mut url = String::new();
-            // Most URLs are built from the plain choices, so both readings are exercised.
-            let plain = round % 2 == 0;
-            url.push_str(if plain { ["https://", "http://"][next(2)] } else { SCHEMES[next(SCHEMES.len())] });
-            if round % 14 == 0 {
-                // Around the DNS limits of 63 bytes a label and 253 a name.
-                let label = "a".repeat(60 + next(8));
-                url.push_str(&format!("{label}.{label}.{label}.{label}.{label}.example"));
-            } else {
-                url.push_str(if plain { HOSTS[next(4)] } else { HOSTS[next(HOSTS.len())] });
-            }
-            url.push_str(if plain { PORTS[next(5)] } else { PORTS[next(PORTS.len())] });
-            for _ in 0..next(4) {
-                url.push('/');
-                url.push_str(if plain && next(3) > 0 { SEGMENTS[next(4)] } else { SEGMENTS[next(SEGMENTS.len())] });
-            }
-            if next(3) > 0 {
-                url.push('?');
-                for i in 0..next(4) {
-                    if i > 0 {
-                        url.push('&');
-                    }
-                    url.push_str(KEYS[next(KEYS.len())]);
-                    url.push('=');
-                    let value = match next(10) {
-                        0 => "v".repeat(250 + next(20)),
-                        _ if plain => VALUES[next(5)].to_owned(),
-                        _ => VALUES[next(VALUES.len())].to_owned(),
-                    };
-                    url.push_str(&value);
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Builds URLs from the URL standard's edge cases and checks the in-place reading against
+        /// the `url` crate on every one.
+        #[test]
+        fn the_in_place_reading_agrees_with_the_url_crate() {
+            const SCHEMES: &[&str] =
+                &["https://", "http://", "HTTP://", "https:", "https:///", "http:\\\\", "ftp://", "https:/"];
+            const HOSTS: &[&str] = &[
+                "shop.example",
+                "a",
+                "a-b.c",
+                "-a.b",
+                "a-.b",
+                "ab--cd.example",
+                "xn--nxasmq6b.example",
+                "xn--a.b",
+                "Shop.Example",
+                "1.2.3.4",
+                "256.1.1.1",
+                "0x10",
+                "a.1",
+                "a.b1",
+                "1a.b",
+                "a..b",
+                "a.",
+                ".a",
+                "",
+                "é.example",
+                "a_b.c",
+                "[::1]",
+                "user:pw@host",
+                "host@x",
+                "a%41.b",
+            ];
+            const PORTS: &[&str] =
+                &["", ":80", ":443", ":8080", ":65535", ":", ":65536", ":0080", ":000001", ":x", ":-1"];
+            const SEGMENTS: &[&str] = &[
+                "", "a", "p", "123", ".", "..", "%2e", "%2E", ".%2e", "%2e%2E", "a b", "a%20b", "ü", "\\", "~x",
+                "a;b=c", "@", "{", "}", "|", "`", "%zz", "%", "x.y", "...", "a'b", "a\"b", "<", "^", "[x]", "\t",
+                "a\nb",
+            ];
+            const KEYS: &[&str] = &[
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+                "x",
+                "utm_source",
+                "UTM_SOURCE",
+                "utm%5Fsource",
+                "",
+            ];
+            const VALUES: &[&str] = &[
+                "",
+                "news",
+                "news+letter",
+                "a%20b",
+                "%zz",
+                "é",
+                "a'b",
+                "a\"b",
+                "a<b",
+                "%C3%A9",
+                "+++",
+                "a=b",
+                "a?b",
+                "a/b",
+                "a`b",
+                "a{b}",
+                "a|b",
+                "a\\b",
+                "a b",
+                "%",
+                "%2",
+                "[x]",
+            ];
+            const FRAGMENTS: &[&str] = &["", "#", "#frag", "#a b", "#ü", "#a#b", "#?utm_source=x", "#\t"];
+            let plain_choice = |all: &'static [&'static str], plain: usize| {
+                (0..all.len(), 0..plain).prop_map(move |(any, plain)| (all[any], all[plain]))
+            };
+            // A query: up to three `key=value` pairs, a value sometimes around the UTM length limit.
+            let query = prop::option::weighted(
+                0.67,
+                prop::collection::vec(
+                    (
+                        prop::sample::select(KEYS),
+                        prop_oneof![
+                            9 => plain_choice(VALUES, 5).prop_map(|(any, plain)| (any.to_owned(), plain.to_owned())),
+                            1 => (250usize..270).prop_map(|n| ("v".repeat(n), "v".repeat(n))),
+                        ],
+                    ),
+                    0..4,
+                ),
+            );
+            let url = (
+                any::<bool>(),
+                prop::sample::select(SCHEMES),
+                prop::sample::select(&["https://", "http://"][..]),
+                prop_oneof![13 => plain_choice(HOSTS, 4).prop_map(|(any, plain)| (any.to_owned(), plain.to_owned(), false)),
+                    1 => (60usize..68).prop_map(|n| { let label = "a".repeat(n); let host = format!("{label}.{label}.{label}.{label}.{label}.example"); (host.clone(), host, true) })],
+                plain_choice(PORTS, 5),
+                prop::collection::vec((plain_choice(SEGMENTS, 4), any::<bool>()), 0..4),
+                query,
+                plain_choice(FRAGMENTS, 3),
+            );
+            let mut config = crate::strategies::config(4096);
+            config.source_file = Some(file!());
+            let mut runner = proptest::test_runner::TestRunner::new(config);
+            let result = runner.run(&url, |(plain, scheme, plain_scheme, host, port, segments, query, fragment)| {
+                // Half the URLs are built from the plain choices only, so both readings are exercised.
+                let pick = |(any, plain_one): (&'static str, &'static str)| if plain { plain_one } else { any };
+                let mut url = String::from(if plain { plain_scheme } else { scheme });
+                url.push_str(if plain { &host.1 } else { &host.0 });
+                url.push_str(pick(port));
+                let mut in_place = plain && !host.2;
+                for (segment, odd) in segments {
+                    url.push('/');
+                    // Even a plain URL has an odd segment now and then.
+                    url.push_str(if plain && !odd { segment.1 } else { segment.0 });
+                    in_place &= !odd;
                 }
+                if let Some(pairs) = query {
+                    url.push('?');
+                    for (i, (key, (any, plain_value))) in pairs.into_iter().enumerate() {
+                        if i > 0 {
+                            url.push('&');
+                        }
+                        url.push_str(key);
+                        url.push('=');
+                        url.push_str(if plain { &plain_value } else { &any });
+                    }
+                }
+                url.push_str(pick(fragment));
+                prop_assert_eq!(UrlFacts::parse(&url), UrlFacts::parse_with_url_crate(&url), "{:?}", url);
+                // Built from the plain choices alone, a URL is read in place.
+                prop_assert!(!in_place || plain_http_url(&url).is_some(), "not read in place: {:?}", url);
+                Ok(())
+            });
+            if let Err(failure) = result {
+                panic!("{failure}");
             }
-            url.push_str(if plain { FRAGMENTS[next(3)] } else { FRAGMENTS[next(FRAGMENTS.len())] });
-            if plain_http_url(&url).is_some() {
-                in_place += 1;
-            }
-            assert_eq!(UrlFacts::parse(&url), UrlFacts::parse_with_url_crate(&url), "{url:?}");
         }
-        // The comparison covered both readings in earnest.
-        assert!(in_place > 10_000, "only {in_place} URLs were read in place");
+
+        proptest! {
+            #![proptest_config(crate::strategies::config(1024))]
+
+            /// Any text at all: the in-place reading answers as the `url` crate does.
+            #[test]
+            fn any_text_is_read_as_the_url_crate_reads_it(url in prop_oneof![
+                any::<String>(),
+                "https?://[a-z0-9.:@\\[\\]-]{0,20}(/[a-zA-Z0-9%._~!$&'()*+,;=:@-]{0,10}){0,3}(\\?[ -~]{0,30})?(#[ -~]{0,8})?",
+            ]) {
+                prop_assert_eq!(UrlFacts::parse(&url), UrlFacts::parse_with_url_crate(&url), "{:?}", url);
+            }
+        }
     }
 }

@@ -218,131 +218,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::event::{EventType, Platform};
-
-    /// A small deterministic generator (xorshift), so the test needs no extra crate and every
-    /// run checks the same events.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn chance(&mut self) -> bool {
-            self.next() & 1 == 0
-        }
-        fn text(&mut self) -> String {
-            const PIECES: &[&str] = &[
-                "a",
-                "Acme Phone 12",
-                "https://shop.example/p/1?utm_source=x&y=1",
-                "\"quoted\"",
-                "back\\slash",
-                "tab\there",
-                "line\nbreak",
-                "\u{1}",
-                "\u{1f}",
-                "\u{7f}",
-                "é",
-                "日本",
-                "😀",
-                "</script>",
-                "/",
-                " ",
-            ];
-            (0..self.below(4)).map(|_| PIECES[self.below(PIECES.len() as u64) as usize]).collect()
-        }
-        fn opt_text(&mut self) -> Option<String> {
-            self.chance().then(|| self.text())
-        }
-        fn time(&mut self) -> DateTime<Utc> {
-            let seconds = self.below(9_999 * 365 * 86_400) as i64 - 62_000_000_000;
-            let nanos = match self.below(5) {
-                0 => 0,
-                1 => self.below(1_000) as u32 * 1_000_000,
-                2 => self.below(1_000_000) as u32 * 1_000,
-                3 => self.below(1_000_000_000) as u32,
-                _ => 1_000_000,
-            };
-            Utc.timestamp_opt(seconds, nanos).single().unwrap_or_default()
-        }
-        fn money(&mut self) -> Option<Money> {
-            const AMOUNTS: &[&str] = &["0", "19.99", "489.07", "-1.5", "1234567890.123456789", "0.000000001", "10"];
-            self.chance().then(|| Money::parse(AMOUNTS[self.below(AMOUNTS.len() as u64) as usize]).ok()).flatten()
-        }
-        fn int(&mut self) -> Option<i64> {
-            self.chance().then(|| self.next() as i64 >> self.below(64))
-        }
-    }
-
-    fn random_event(rng: &mut Rng) -> Event {
-        let event_type = EventType::ALL[rng.below(8) as usize];
-        let mut e = Event::new(rng.text(), event_type, rng.time(), rng.time(), rng.text());
-        e.event_id_generated = rng.chance();
-        e.event_name = rng.text();
-        e.client_event_time = rng.chance().then(|| rng.time());
-        e.event_time_out_of_range = rng.chance();
-        e.sent_at = rng.chance().then(|| rng.time());
-        e.anonymous_id = rng.opt_text();
-        e.user_id = rng.opt_text();
-        e.session_id = rng.opt_text();
-        e.page_url = rng.opt_text();
-        e.page_path = rng.opt_text();
-        e.page_referrer = rng.opt_text();
-        e.page_title = rng.opt_text();
-        e.product_id = rng.opt_text();
-        e.category_id = rng.opt_text();
-        e.category_code = rng.opt_text();
-        e.brand = rng.opt_text();
-        e.price = rng.money();
-        e.currency = rng.opt_text();
-        e.quantity = rng.int();
-        e.order_id = rng.opt_text();
-        e.revenue = rng.money();
-        e.order_currency = rng.opt_text();
-        e.search_query = rng.opt_text();
-        e.platform = rng.chance().then(|| Platform::ALL[rng.below(4) as usize]);
-        e.app_name = rng.opt_text();
-        e.app_version = rng.opt_text();
-        e.locale = rng.opt_text();
-        e.screen_width = rng.int();
-        e.screen_height = rng.int();
-        e.library_name = rng.opt_text();
-        e.library_version = rng.opt_text();
-        e.utm_source = rng.opt_text();
-        e.utm_medium = rng.opt_text();
-        e.utm_campaign = rng.opt_text();
-        e.utm_term = rng.opt_text();
-        e.utm_content = rng.opt_text();
-        e.ip_truncated = rng.opt_text();
-        e.user_agent = rng.opt_text();
-        e.ua_browser = rng.opt_text();
-        e.ua_browser_version = rng.opt_text();
-        e.ua_os = rng.opt_text();
-        e.ua_os_version = rng.opt_text();
-        e.ua_device_class = rng.opt_text();
-        e.is_bot = rng.chance();
-        e.properties = rng.chance().then(|| format!("{{\"k\":{}}}", serde_json::json!(rng.text())));
-        e
-    }
-
-    #[test]
-    fn writes_the_same_bytes_as_serde() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for _ in 0..20_000 {
-            let event = random_event(&mut rng);
-            let mut ours = Vec::new();
-            write_event(&event, &mut ours);
-            let serde = serde_json::to_vec(&event).unwrap();
-            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
-        }
-    }
 
     #[test]
     fn timestamps_match_chrono_at_every_precision() {
@@ -358,12 +233,46 @@ mod tests {
         assert_eq!(early, b"\"0007-01-02T03:04:05Z\"");
     }
 
-    #[test]
-    fn the_encoding_decodes_to_the_same_event() {
-        let mut rng = Rng(7);
-        for _ in 0..2_000 {
-            let event = random_event(&mut rng);
-            assert_eq!(Event::from_json_bytes(&event.to_json_bytes()).unwrap(), event);
+    /// Properties over generated events (`crate::strategies`); `make fuzz` runs them longer.
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::strategies;
+
+        proptest! {
+            #![proptest_config(strategies::config(512))]
+
+            #[test]
+            fn writes_the_same_bytes_as_serde(event in strategies::event()) {
+                let mut ours = Vec::new();
+                write_event(&event, &mut ours);
+                let serde = serde_json::to_vec(&event).unwrap();
+                prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
+                // The borrowed view the collector encodes writes the same bytes.
+                prop_assert_eq!(event.view().to_json_bytes(), serde);
+            }
+
+            #[test]
+            fn the_encoding_decodes_to_the_same_event(event in strategies::event()) {
+                prop_assert_eq!(Event::from_json_bytes(&event.to_json_bytes()).unwrap(), event);
+            }
+
+            #[test]
+            fn timestamps_are_written_as_chrono_writes_them(time in strategies::timestamp()) {
+                let mut ours = Vec::new();
+                write_timestamp(&mut ours, time);
+                prop_assert_eq!(String::from_utf8_lossy(&ours), serde_json::to_string(&time).unwrap());
+                let read: DateTime<Utc> = serde_json::from_slice(&ours).unwrap();
+                prop_assert_eq!(read, time);
+            }
+
+            #[test]
+            fn strings_are_written_as_serde_writes_them(text in strategies::text()) {
+                let mut ours = Vec::new();
+                write_string(&mut ours, &text);
+                prop_assert_eq!(ours, serde_json::to_vec(&text).unwrap());
+            }
         }
     }
 }

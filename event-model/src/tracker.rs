@@ -600,6 +600,8 @@ pub enum BodyError {
 struct TopLevel<'a> {
     events: Option<Vec<&'a RawValue>>,
     sent_at: Option<DateTime<Utc>>,
+    /// Why `sent_at` is not a timestamp, when it is not.
+    sent_at_error: Option<String>,
     other_key: Option<String>,
 }
 
@@ -615,17 +617,20 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut top = TopLevel { events: None, sent_at: None, other_key: None };
+                let mut top = TopLevel { events: None, sent_at: None, sent_at_error: None, other_key: None };
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match key.as_ref() {
                         "events" => top.events = Some(map.next_value()?),
-                        // A single event has its own sent_at; keep it as text until we know.
-                        "sent_at" => match map.next_value::<Option<DateTime<Utc>>>() {
-                            Ok(sent_at) => top.sent_at = sent_at,
-                            Err(error) => {
-                                top.other_key.get_or_insert_with(|| format!("sent_at: {error}"));
+                        // A single event has its own sent_at, with its own rules: the value is
+                        // read whole first, so one that is not a timestamp (even a number or an
+                        // object) leaves the rest of the body readable, and is judged later.
+                        "sent_at" => {
+                            let value = map.next_value::<serde_json::Value>()?;
+                            match Option::<DateTime<Utc>>::deserialize(&value) {
+                                Ok(sent_at) => top.sent_at = sent_at,
+                                Err(error) => top.sent_at_error = Some(error.to_string()),
                             }
-                        },
+                        }
                         other => {
                             top.other_key.get_or_insert_with(|| other.to_owned());
                             map.next_value::<serde::de::IgnoredAny>()?;
@@ -668,6 +673,20 @@ fn checked<'a>(mut event: TrackerEvent<'a>, limits: &Limits) -> Result<TrackerEv
 }
 
 fn parse_error_with_path(raw: &str) -> Vec<FieldError> {
+    // An event of a batch may be any JSON value; serde would call anything but an object an
+    // "invalid type … expected struct TrackerEvent".
+    let kind = match raw.trim_start().as_bytes().first() {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'n') => Some("null"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(_) => Some("a number"),
+        None => Some("empty"),
+    };
+    if let Some(kind) = kind {
+        return vec![FieldError::new("event", "invalid", format!("an event must be a JSON object, not {kind}"))];
+    }
     let mut deserializer = serde_json::Deserializer::from_str(raw);
     match serde_path_to_error::deserialize::<_, TrackerEvent<'_>>(&mut deserializer) {
         Ok(_) => vec![FieldError::new("event", "invalid", "the event does not parse")],
@@ -830,6 +849,9 @@ fn parse_in_two_passes<'a>(body: &'a str, limits: &Limits) -> Result<Batch<'a>, 
                 "body",
                 format!("a batch holds only \"sent_at\" and \"events\"; unexpected {other}"),
             ));
+        }
+        if let Some(error) = top.sent_at_error {
+            return Err(malformed("sent_at", format!("expected an RFC 3339 timestamp: {error}")));
         }
         if events.len() > limits.max_batch_events {
             return Err(BodyError::TooManyEvents { count: events.len(), max: limits.max_batch_events });
@@ -1126,5 +1148,239 @@ mod tests {
         assert!(matches!(parse_body("{", &limits()), Err(BodyError::Malformed { .. })));
         let wrong = parse_body(r#"{"events": 3}"#, &limits()).unwrap_err();
         assert!(matches!(wrong, BodyError::Malformed { ref field, .. } if field == "events"));
+    }
+
+    /// Found by `proptests::a_bad_batch_sent_at_is_named`: the batch's `sent_at` was reported as
+    /// an unexpected key of the body.
+    #[test]
+    fn a_batch_sent_at_that_is_not_a_timestamp_is_blamed_on_sent_at() {
+        let body = r#"{"sent_at": "yesterday", "events": [{"event_type": "page_view", "anonymous_id": "a"}]}"#;
+        let error = parse_body(body, &limits()).unwrap_err();
+        assert!(matches!(&error, BodyError::Malformed { field, .. } if field == "sent_at"), "{error:?}");
+    }
+
+    /// Found by `proptests::a_wrong_value_is_named_by_its_path`: a `sent_at` that was not a
+    /// string stopped the top-level reader half-way through its value, and the next key then
+    /// read as a syntax error of the whole body.
+    #[test]
+    fn an_event_s_sent_at_of_the_wrong_type_is_blamed_on_sent_at() {
+        let body = r#"{"anonymous_id":"A","event_type":"begin_checkout","sent_at":[1],"session_id":"a"}"#;
+        let batch = parse_body(body, &limits()).unwrap();
+        assert_eq!(fields(&batch.items[0].outcome), ["sent_at"]);
+        let body = r#"{"events": [{"event_type": "page_view", "anonymous_id": "a"}], "sent_at": {"at": 1}}"#;
+        let error = parse_body(body, &limits()).unwrap_err();
+        assert!(matches!(&error, BodyError::Malformed { field, .. } if field == "sent_at"), "{error:?}");
+    }
+
+    /// Found by `proptests::a_batch_event_that_is_not_an_object_is_refused_as_such`: an event
+    /// that was `null` or a number was refused as "invalid type: null, expected struct
+    /// TrackerEvent".
+    #[test]
+    fn a_batch_event_that_is_not_an_object_says_so() {
+        let body = r#"{"events": [{"event_type": "page_view", "anonymous_id": "a"}, null, 7, "x", [], true]}"#;
+        let batch = parse_body(body, &limits()).unwrap();
+        for item in &batch.items[1..] {
+            let errors = item.outcome.as_ref().unwrap_err();
+            assert_eq!(errors[0].field, "event");
+            assert!(errors[0].message.starts_with("an event must be a JSON object, not "), "{errors:?}");
+        }
+    }
+
+    /// Properties over generated requests (`crate::strategies`); `make fuzz` runs them longer.
+    mod proptests {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::*;
+        use crate::strategies;
+
+        /// How a client may spell the same JSON.
+        #[derive(Clone, Copy, Debug)]
+        enum Spelling {
+            Compact,
+            Pretty,
+            Escaped,
+        }
+
+        fn spell(value: &Value, spelling: Spelling) -> String {
+            match spelling {
+                Spelling::Compact => value.to_string(),
+                Spelling::Pretty => serde_json::to_string_pretty(value).unwrap(),
+                Spelling::Escaped => strategies::escape_everything(&value.to_string()),
+            }
+        }
+
+        fn spelling() -> impl Strategy<Value = Spelling> {
+            prop::sample::select(&[Spelling::Compact, Spelling::Pretty, Spelling::Escaped][..])
+        }
+
+        /// The event with its id's borrowed spelling forgotten: whether the id borrows from the
+        /// body depends on how the body spells it, not on what it is.
+        fn normalized(mut event: TrackerEvent<'_>) -> TrackerEvent<'_> {
+            if let Some(id) = &mut event.event_id {
+                id.canonical = None;
+            }
+            event
+        }
+
+        /// Every leaf path of a tracker event (`product.price`), and the parts themselves, with
+        /// a value of the wrong type for each; `properties`' insides take anything.
+        fn wrong_values(event: &Value) -> Vec<(String, Value)> {
+            let mut out = Vec::new();
+            fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+                let Value::Object(map) = value else { return };
+                for (key, inner) in map {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    let wrong = match inner {
+                        Value::String(_) => serde_json::json!([1]),
+                        Value::Number(_) => serde_json::json!({"n": 1}),
+                        Value::Object(_) => serde_json::json!("not an object"),
+                        _ => serde_json::json!("not a value"),
+                    };
+                    out.push((path.clone(), wrong));
+                    if key != "properties" {
+                        walk(&path, inner, out);
+                    }
+                }
+            }
+            walk("", event, &mut out);
+            out
+        }
+
+        fn set_path(event: &mut Value, path: &str, value: Value) {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            if let Some(slot) = event.pointer_mut(&pointer) {
+                *slot = value;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(strategies::config(256))]
+
+            /// A valid request, single event or batch, however it is spelled, decodes to the events
+            /// serde's own reading of the same JSON gives, every one of them valid.
+            #[test]
+            fn valid_requests_decode_as_serde_reads_them(
+                events in prop::collection::vec(strategies::tracker_event(), 1..4),
+                sent_at in strategies::maybe(strategies::timestamp_text()),
+                as_batch in any::<bool>(),
+                spelling in spelling(),
+            ) {
+                let body = if as_batch || events.len() > 1 {
+                    let mut batch = serde_json::json!({"events": events});
+                    if let Some((text, _)) = &sent_at {
+                        batch["sent_at"] = Value::from(text.clone());
+                    }
+                    batch
+                } else {
+                    events[0].clone()
+                };
+                let text = spell(&body, spelling);
+                let batch = parse_body(&text, &limits()).unwrap();
+                prop_assert_eq!(batch.items.len(), events.len());
+                if body.get("events").is_some() {
+                    prop_assert_eq!(batch.sent_at, sent_at.map(|(_, time)| time));
+                }
+                for (item, sent) in batch.items.into_iter().zip(&events) {
+                    let mut reference = TrackerEvent::deserialize(sent).unwrap();
+                    prop_assert_eq!(reference.check(&limits()), vec![]);
+                    let parsed = item.outcome.unwrap();
+                    prop_assert_eq!(&serde_json::from_str::<Value>(item.raw).unwrap(), sent);
+                    prop_assert_eq!(parsed.properties.as_ref(), sent.get("properties").and_then(Value::as_object));
+                    prop_assert_eq!(normalized(parsed), normalized(reference));
+                }
+            }
+
+            /// Any text at all: a result or an error, never a panic; and every event of a batch
+            /// is decided as it would be on its own.
+            #[test]
+            fn arbitrary_text_is_decided_without_panicking(text in prop_oneof![
+                any::<String>(),
+                prop::collection::vec(any::<u8>(), 0..300).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                "[\\[\\]{}\":,0-9a-z_ \\\\]{0,80}",
+            ]) {
+                if let Ok(batch) = parse_body(&text, &limits()) {
+                    for item in &batch.items {
+                        prop_assert_eq!(&item.outcome, &parse_event(item.raw, &limits()));
+                    }
+                }
+            }
+
+            /// A valid event with bytes edited: decided without panicking, each event as on its
+            /// own, and a body the one-pass reader reads is read as the general path reads it.
+            #[test]
+            fn edited_requests_are_decided_consistently(
+                events in prop::collection::vec(strategies::tracker_event(), 1..3),
+                edits in prop::collection::vec((any::<prop::sample::Index>(), 0usize..3, prop::sample::select(&["", "\"", "\\", ",", "}", "{", "[", "]", ":", "0", "-1", "null", "true", "\"x\"", "1e999", "\u{0}", "é", "\"events\":"][..])), 1..4),
+            ) {
+                let mut text = serde_json::json!({"sent_at": "2026-11-24T10:00:00Z", "events": events}).to_string();
+                for (at, len, with) in edits {
+                    let mut at = at.index(text.len() + 1);
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    let mut end = (at + len).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, with);
+                }
+                if let Ok(batch) = parse_body(&text, &limits()) {
+                    for item in &batch.items {
+                        prop_assert_eq!(&item.outcome, &parse_event(item.raw, &limits()));
+                    }
+                }
+                if let Some(one_pass) = OnePass::new(&text).batch(&limits()) {
+                    prop_assert_eq!(Ok(one_pass), parse_in_two_passes(&text, &limits()));
+                }
+            }
+
+            /// A value of the wrong type anywhere in an event is refused with an error naming
+            /// that field by its dotted path, alone and inside a batch.
+            #[test]
+            fn a_wrong_value_is_named_by_its_path(
+                event in strategies::tracker_event(),
+                pick in any::<prop::sample::Index>(),
+                in_batch in any::<bool>(),
+            ) {
+                let candidates = wrong_values(&event);
+                let (path, wrong) = pick.get(&candidates).clone();
+                let mut broken = event.clone();
+                set_path(&mut broken, &path, wrong);
+                let body = if in_batch { serde_json::json!({"events": [event, broken]}) } else { broken };
+                let text = body.to_string();
+                let batch = parse_body(&text, &limits()).unwrap();
+                let errors = batch.items.last().unwrap().outcome.as_ref().unwrap_err();
+                prop_assert!(errors.iter().any(|e| e.field == path), "{} not named: {:?}", path, errors);
+            }
+
+            /// A batch-level `sent_at` that is not a timestamp is blamed on `sent_at`.
+            #[test]
+            fn a_bad_batch_sent_at_is_named(event in strategies::tracker_event(), bad in prop_oneof![
+                Just(Value::from("yesterday")),
+                Just(Value::from(7)),
+                Just(serde_json::json!({})),
+                "[0-9]{4}-[0-9]{2}-[0-9]{2}".prop_map(Value::from),
+            ]) {
+                let text = serde_json::json!({"sent_at": bad, "events": [event]}).to_string();
+                let error = parse_body(&text, &limits()).unwrap_err();
+                prop_assert!(matches!(&error, BodyError::Malformed { field, .. } if field == "sent_at"), "{:?}", error);
+            }
+
+            /// An event of a batch that is not a JSON object is refused as such.
+            #[test]
+            fn a_batch_event_that_is_not_an_object_is_refused_as_such(
+                event in strategies::tracker_event(),
+                other in strategies::json_value().prop_filter("not an object", |v| !v.is_object()),
+            ) {
+                let text = serde_json::json!({"events": [event, other]}).to_string();
+                let batch = parse_body(&text, &limits()).unwrap();
+                prop_assert!(batch.items[0].outcome.is_ok());
+                let errors = batch.items[1].outcome.as_ref().unwrap_err();
+                prop_assert_eq!(errors.len(), 1);
+                prop_assert_eq!(&errors[0].field, "event");
+                prop_assert!(errors[0].message.contains("JSON object"), "{:?}", errors);
+            }
+        }
     }
 }
