@@ -4,6 +4,7 @@
 # and writes bench/RESULTS.md (e2e section). Run it with `make bench`, or alone:
 #   bash scripts/bench-e2e.sh                          # 10 M events
 #   BENCH_E2E_EVENTS=200000 bash scripts/bench-e2e.sh  # a quick small run
+# Other overrides: BENCH_E2E_SEED (42), BENCH_E2E_DAYS (5), BENCH_E2E_WORK (bench/work/e2e, wiped first).
 #
 # Stage 0 (not timed against the target): the simulator (fixed seed) plays BENCH_E2E_EVENTS
 # events against the release collector, which stores them in a fresh spool.
@@ -20,7 +21,7 @@ EVENTS=${BENCH_E2E_EVENTS:-10000000}
 DAYS=${BENCH_E2E_DAYS:-5}
 SEED=${BENCH_E2E_SEED:-42}
 TARGET_SECONDS=180
-WORK=bench/work/e2e
+WORK=${BENCH_E2E_WORK:-bench/work/e2e}
 RESULTS=bench/RESULTS.md
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release"
@@ -31,7 +32,7 @@ echo "bench-e2e: building release binaries"
 cargo build --release -q -p collector -p batcher -p loader -p simulator
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-WORK_ABS="$PWD/$WORK"
+WORK_ABS=$(realpath -m "$WORK")
 export CLICKSTREAM_DUCKDB_PATH="$WORK_ABS/warehouse.duckdb"
 
 collector=
