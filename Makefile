@@ -46,10 +46,12 @@ test-sdk:
 test-clients:
 	CLICKSTREAM_COLLECTOR_BIN="$(TARGET_DIR)/debug/clickstream-collector" bash tests/clients/test.sh
 
-## bench: load and throughput benchmarks; prints tables and writes bench/RESULTS.md
+## bench: load and throughput benchmarks (collector, batcher core, end to end: spool → marts);
+## prints tables and writes bench/RESULTS.md. The end-to-end part alone: bash scripts/bench-e2e.sh
 bench:
 	bash scripts/bench-collector.sh
 	bash scripts/bench-batcher.sh
+	bash scripts/bench-e2e.sh
 
 ## soak: collector → spool → batcher for 30 min (SOAK_SECONDS) at a steady rate; writes bench/SOAK.md
 soak:

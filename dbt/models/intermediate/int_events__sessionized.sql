@@ -56,13 +56,16 @@ identities as (
 
 identified as (
 
+    {#- Sessions are cut on the few columns that decide them: the windows
+        below sort every row they carry, so the wide event rows join back
+        only at the end (final). -#}
     select
-        events.*,
-        coalesce(events.anonymous_id, events.user_id) as device_key,
-        coalesce(events.user_id, identities.stitched_user_id) as resolved_user_id
+        event_id,
+        event_at,
+        received_at,
+        client_session_id,
+        coalesce(anonymous_id, user_id) as device_key
     from events
-    left join identities
-        on events.anonymous_id = identities.anonymous_id
 
 ),
 
@@ -156,7 +159,10 @@ session_ids as (
 sessionized as (
 
     select
-        numbered.*,
+        numbered.event_id,
+        numbered.event_at,
+        numbered.received_at,
+        numbered.device_key,
         session_ids.session_id,
         session_ids.session_start_at,
         session_ids.is_client_session_id,
@@ -174,46 +180,52 @@ sessionized as (
 final as (
 
     select
-        event_id,
-        event_type,
-        event_name,
-        event_at,
-        event_date,
-        event_hour,
-        received_at,
-        anonymous_id,
-        user_id,
-        resolved_user_id,
-        device_key,
-        coalesce(resolved_user_id, device_key) as visitor_id,
-        client_session_id,
-        session_id,
-        is_client_session_id,
-        session_start_at,
-        cast(session_start_at as date) as session_date,
-        event_number_in_session,
-        {{ funnel_step_rank('event_type') }} as funnel_step_rank,
-        page_path,
-        page_referrer,
-        product_id,
-        category_code,
-        category_top,
-        brand,
-        price,
-        quantity,
-        order_id,
-        revenue,
-        coalesce(order_currency, currency) as currency,
-        search_query,
-        platform,
-        device_class,
-        browser,
-        os,
-        utm_source,
-        utm_medium,
-        utm_campaign
-    from sessionized
-    where {{ plan_filter(plan, 'event_date') }}
+        events.event_id,
+        events.event_type,
+        events.event_name,
+        events.event_at,
+        events.event_date,
+        events.event_hour,
+        events.received_at,
+        events.anonymous_id,
+        events.user_id,
+        coalesce(events.user_id, identities.stitched_user_id) as resolved_user_id,
+        sessionized.device_key,
+        coalesce(events.user_id, identities.stitched_user_id, sessionized.device_key) as visitor_id,
+        events.client_session_id,
+        sessionized.session_id,
+        sessionized.is_client_session_id,
+        sessionized.session_start_at,
+        cast(sessionized.session_start_at as date) as session_date,
+        sessionized.event_number_in_session,
+        {{ funnel_step_rank('events.event_type') }} as funnel_step_rank,
+        events.page_path,
+        events.page_referrer,
+        events.product_id,
+        events.category_code,
+        events.category_top,
+        events.brand,
+        events.price,
+        events.quantity,
+        events.order_id,
+        events.revenue,
+        coalesce(events.order_currency, events.currency) as currency,
+        events.search_query,
+        events.platform,
+        events.device_class,
+        events.browser,
+        events.os,
+        events.utm_source,
+        events.utm_medium,
+        events.utm_campaign
+    from events
+    inner join sessionized
+        on events.event_id = sessionized.event_id
+        and events.event_at = sessionized.event_at
+        and events.received_at = sessionized.received_at
+    left join identities
+        on events.anonymous_id = identities.anonymous_id
+    where {{ plan_filter(plan, 'events.event_date') }}
 
 )
 

@@ -28,72 +28,6 @@ events as (
 
 ),
 
-ordered_events as (
-
-    select
-        *,
-        row_number() over (
-            partition by session_id
-            order by event_at desc, received_at desc, event_id desc
-        ) as event_number_from_end
-    from events
-
-),
-
-first_events as (
-
-    select * from ordered_events
-    where event_number_in_session = 1
-
-),
-
-last_events as (
-
-    select * from ordered_events
-    where event_number_from_end = 1
-
-),
-
-landing_pages as (
-
-    select
-        session_id,
-        page_path as landing_page
-    from (
-        select
-            session_id,
-            page_path,
-            row_number() over (
-                partition by session_id
-                order by event_number_in_session
-            ) as page_number
-        from events
-        where page_path is not null
-    ) as pages
-    where page_number = 1
-
-),
-
-exit_pages as (
-
-    select
-        session_id,
-        page_path as exit_page
-    from (
-        select
-            session_id,
-            page_path,
-            row_number() over (
-                partition by session_id
-                order by event_number_in_session desc
-            ) as page_number_from_end
-        from events
-        where page_path is not null
-    ) as pages
-    where page_number_from_end = 1
-
-),
-
 session_metrics as (
 
     select
@@ -110,9 +44,58 @@ session_metrics as (
         sum({{ flag("event_type = 'search'") }}) as searches,
         count(distinct case when event_type = 'purchase' then order_id end) as orders,
         coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue,
-        max(funnel_step_rank) as furthest_funnel_step_rank
+        max(funnel_step_rank) as furthest_funnel_step_rank,
+        max(event_number_in_session) as last_event_number,
+        min(case when page_path is not null then event_number_in_session end) as landing_event_number,
+        max(case when page_path is not null then event_number_in_session end) as exit_event_number
     from events
     group by session_id
+
+),
+
+{#- A session's events are numbered in time order (event_number_in_session,
+    int_events__sessionized): its first and last event and its landing and
+    exit pages are found by number in session_metrics and joined back, which
+    costs far less than ranking every event again with windows (they sort
+    every row they carry). -#}
+first_events as (
+
+    select * from events
+    where event_number_in_session = 1
+
+),
+
+last_events as (
+
+    select events.*
+    from events
+    inner join session_metrics
+        on events.session_id = session_metrics.session_id
+        and events.event_number_in_session = session_metrics.last_event_number
+
+),
+
+landing_pages as (
+
+    select
+        events.session_id,
+        events.page_path as landing_page
+    from events
+    inner join session_metrics
+        on events.session_id = session_metrics.session_id
+        and events.event_number_in_session = session_metrics.landing_event_number
+
+),
+
+exit_pages as (
+
+    select
+        events.session_id,
+        events.page_path as exit_page
+    from events
+    inner join session_metrics
+        on events.session_id = session_metrics.session_id
+        and events.event_number_in_session = session_metrics.exit_event_number
 
 ),
 

@@ -109,18 +109,6 @@ renamed as (
 
 ),
 
-ranked_copies as (
-
-    select
-        *,
-        row_number() over (
-            partition by event_id
-            order by {{ dedupe_copy_order() }}
-        ) as copy_number
-    from renamed
-
-),
-
 copies as (
 
     {#- every copy of the rebuilt days' events the choice is made between:
@@ -165,15 +153,39 @@ kept_copies as (
 deduplicated as (
 
     {#- the first copy among the rebuilt days' rows, when it is the first
-        of all copies (else the event is kept in a neighbouring day) -#}
+        of all copies (else the event is kept in a neighbouring day).
+        Ranking whole rows is the costly part of staging (every column goes
+        through the sort), and only an event with several copies needs it:
+        the others are joined straight through, and only the rows of events
+        with copies are ranked. -#}
     select
-        ranked_copies.*,
-        kept_copies.copies_received
-    from ranked_copies
+        renamed.*,
+        kept_copies.copies_received,
+        1 as copy_number
+    from renamed
     inner join kept_copies
-        on ranked_copies.event_id = kept_copies.event_id
-    where ranked_copies.copy_number = 1
+        on renamed.event_id = kept_copies.event_id
+    where kept_copies.copies_received = 1
       and {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
+
+    union all
+
+    select *
+    from (
+        select
+            renamed.*,
+            kept_copies.copies_received,
+            row_number() over (
+                partition by renamed.event_id
+                order by {{ dedupe_copy_order() }}
+            ) as copy_number
+        from renamed
+        inner join kept_copies
+            on renamed.event_id = kept_copies.event_id
+        where kept_copies.copies_received > 1
+          and {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
+    ) as ranked_copies
+    where copy_number = 1
 
 ),
 
