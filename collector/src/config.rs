@@ -237,9 +237,7 @@ impl Config {
             return Err(ConfigError::Invalid("--max-connections and --max-in-flight must be above 0".into()));
         }
         if self.request_timeout_ms == 0 || self.header_timeout_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "--request-timeout-ms and --header-timeout-ms must be above 0".into(),
-            ));
+            return Err(ConfigError::Invalid("--request-timeout-ms and --header-timeout-ms must be above 0".into()));
         }
         Ok(())
     }

@@ -83,7 +83,9 @@ fn field(stack: &[Frame<'_>]) -> String {
     if stack.first().is_none_or(|frame| frame.array) {
         return "body".to_owned();
     }
-    let steps = stack.iter().map(|frame| if frame.array { Step::Index(frame.index) } else { Step::Key(frame.key.unwrap_or("?")) });
+    let steps = stack
+        .iter()
+        .map(|frame| if frame.array { Step::Index(frame.index) } else { Step::Key(frame.key.unwrap_or("?")) });
     let mut path = String::new();
     for (position, step) in steps.enumerate() {
         match step {

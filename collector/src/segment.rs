@@ -425,7 +425,10 @@ pub fn parse_payload(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_str(body_text).map_err(|e| {
         let message = e.to_string();
         let (field, code) = if crate::nesting::is_too_deep(&message) {
-            (crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()), "too_deep")
+            (
+                crate::nesting::too_deep(body_text, crate::api::MAX_SCAN_DEPTH).unwrap_or_else(|| "body".into()),
+                "too_deep",
+            )
         } else {
             ("body".to_owned(), "malformed")
         };

@@ -134,7 +134,9 @@ async fn warm_up(collector: &RunningCollector) -> u64 {
         let response = client
             .post(collector.url("/v1/events"))
             .header("x-write-key", GOOD_KEY)
-            .body(json!({"events": (0..25).map(|_| common::page_view(&common::uuid())).collect::<Vec<_>>()}).to_string())
+            .body(
+                json!({"events": (0..25).map(|_| common::page_view(&common::uuid())).collect::<Vec<_>>()}).to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -200,7 +202,8 @@ async fn exchange(address: SocketAddr, request: &[u8]) -> RawAnswer {
 }
 
 fn request_head(path: &str, headers: &[(&str, &str)], length: usize) -> Vec<u8> {
-    let mut head = format!("POST {path} HTTP/1.1\r\nhost: collector\r\nconnection: close\r\ncontent-length: {length}\r\n");
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nhost: collector\r\nconnection: close\r\ncontent-length: {length}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -244,37 +247,154 @@ fn bad_payloads() -> Vec<Case> {
         format!(r#"{{"event_type":"custom","event_name":"x","anonymous_id":"a","properties":{{"deep":{properties}}}}}"#)
     };
     let bomb = gzip_bomb(300);
-    assert!(bomb.len() < 500 * 1024, "the bomb ({} bytes) fits the body limit, so it must be inflated to be refused", bomb.len());
+    assert!(
+        bomb.len() < 500 * 1024,
+        "the bomb ({} bytes) fits the body limit, so it must be inflated to be refused",
+        bomb.len()
+    );
     let deep_event = event(&nested(5_000));
     let batch_deep = format!(r#"{{"events":[{deep_event},{deep_event}]}}"#);
-    let segment_deep = format!(r#"{{"batch":[{{"type":"track","event":"x","anonymousId":"a","properties":{{"p":{}}}}}]}}"#, nested(50_000));
-    let invalid_utf8 = b"{\"event_type\":\"page_view\",\"anonymous_id\":\"\xff\xfe\",\"page\":{\"url\":\"https://a.example/\"}}".to_vec();
+    let segment_deep = format!(
+        r#"{{"batch":[{{"type":"track","event":"x","anonymousId":"a","properties":{{"p":{}}}}}]}}"#,
+        nested(50_000)
+    );
+    let invalid_utf8 =
+        b"{\"event_type\":\"page_view\",\"anonymous_id\":\"\xff\xfe\",\"page\":{\"url\":\"https://a.example/\"}}"
+            .to_vec();
     vec![
-        Case { name: "oversized body", path: "/v1/events", headers: vec![json, key], body: vec![b' '; 600 * 1024], status: 413, error: "payload_too_large", field: None },
-        Case { name: "oversized Segment body", path: "/v1/batch", headers: vec![json, key], body: vec![b' '; 600 * 1024], status: 413, error: "payload_too_large", field: None },
-        Case { name: "10,000 levels deep", path: "/v1/events", headers: vec![json, key], body: event(&nested(10_000)).into_bytes(), status: 400, error: "invalid_request", field: Some(("properties", "too_deep")) },
-        Case { name: "8 levels deep", path: "/v1/events", headers: vec![json, key], body: event(&nested(8)).into_bytes(), status: 400, error: "invalid_request", field: Some(("properties", "too_deep")) },
-        Case { name: "deep in a batch", path: "/v1/events", headers: vec![json, key], body: batch_deep.into_bytes(), status: 400, error: "invalid_request", field: Some(("properties", "too_deep")) },
-        Case { name: "deep Segment batch", path: "/v1/batch", headers: vec![json, key], body: segment_deep.into_bytes(), status: 400, error: "invalid_request", field: Some(("batch[0].properties", "too_deep")) },
-        Case { name: "gzip bomb", path: "/v1/events", headers: vec![json, key, gz], body: bomb.clone(), status: 413, error: "payload_too_large", field: None },
-        Case { name: "Segment gzip bomb", path: "/v1/batch", headers: vec![json, key, gz], body: bomb, status: 413, error: "payload_too_large", field: None },
-        Case { name: "corrupt gzip", path: "/v1/events", headers: vec![json, key, gz], body: b"\x1f\x8b\x08\x00garbage".to_vec(), status: 400, error: "invalid_request", field: Some(("body", "gzip")) },
-        Case { name: "invalid UTF-8", path: "/v1/events", headers: vec![json, key], body: invalid_utf8.clone(), status: 400, error: "invalid_request", field: Some(("body", "encoding")) },
-        Case { name: "Segment invalid UTF-8", path: "/v1/track", headers: vec![json, key], body: invalid_utf8, status: 400, error: "invalid_request", field: Some(("body", "encoding")) },
-        Case { name: "XML", path: "/v1/events", headers: vec![("content-type", "text/xml"), key], body: b"<event/>".to_vec(), status: 415, error: "unsupported_media_type", field: None },
-        Case { name: "Segment form", path: "/v1/track", headers: vec![("content-type", "application/x-www-form-urlencoded"), key], body: b"event=x".to_vec(), status: 415, error: "unsupported_media_type", field: None },
-        Case { name: "brotli", path: "/v1/events", headers: vec![json, key, ("content-encoding", "br")], body: b"{}".to_vec(), status: 415, error: "unsupported_media_type", field: None },
+        Case {
+            name: "oversized body",
+            path: "/v1/events",
+            headers: vec![json, key],
+            body: vec![b' '; 600 * 1024],
+            status: 413,
+            error: "payload_too_large",
+            field: None,
+        },
+        Case {
+            name: "oversized Segment body",
+            path: "/v1/batch",
+            headers: vec![json, key],
+            body: vec![b' '; 600 * 1024],
+            status: 413,
+            error: "payload_too_large",
+            field: None,
+        },
+        Case {
+            name: "10,000 levels deep",
+            path: "/v1/events",
+            headers: vec![json, key],
+            body: event(&nested(10_000)).into_bytes(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("properties", "too_deep")),
+        },
+        Case {
+            name: "8 levels deep",
+            path: "/v1/events",
+            headers: vec![json, key],
+            body: event(&nested(8)).into_bytes(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("properties", "too_deep")),
+        },
+        Case {
+            name: "deep in a batch",
+            path: "/v1/events",
+            headers: vec![json, key],
+            body: batch_deep.into_bytes(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("properties", "too_deep")),
+        },
+        Case {
+            name: "deep Segment batch",
+            path: "/v1/batch",
+            headers: vec![json, key],
+            body: segment_deep.into_bytes(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("batch[0].properties", "too_deep")),
+        },
+        Case {
+            name: "gzip bomb",
+            path: "/v1/events",
+            headers: vec![json, key, gz],
+            body: bomb.clone(),
+            status: 413,
+            error: "payload_too_large",
+            field: None,
+        },
+        Case {
+            name: "Segment gzip bomb",
+            path: "/v1/batch",
+            headers: vec![json, key, gz],
+            body: bomb,
+            status: 413,
+            error: "payload_too_large",
+            field: None,
+        },
+        Case {
+            name: "corrupt gzip",
+            path: "/v1/events",
+            headers: vec![json, key, gz],
+            body: b"\x1f\x8b\x08\x00garbage".to_vec(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("body", "gzip")),
+        },
+        Case {
+            name: "invalid UTF-8",
+            path: "/v1/events",
+            headers: vec![json, key],
+            body: invalid_utf8.clone(),
+            status: 400,
+            error: "invalid_request",
+            field: Some(("body", "encoding")),
+        },
+        Case {
+            name: "Segment invalid UTF-8",
+            path: "/v1/track",
+            headers: vec![json, key],
+            body: invalid_utf8,
+            status: 400,
+            error: "invalid_request",
+            field: Some(("body", "encoding")),
+        },
+        Case {
+            name: "XML",
+            path: "/v1/events",
+            headers: vec![("content-type", "text/xml"), key],
+            body: b"<event/>".to_vec(),
+            status: 415,
+            error: "unsupported_media_type",
+            field: None,
+        },
+        Case {
+            name: "Segment form",
+            path: "/v1/track",
+            headers: vec![("content-type", "application/x-www-form-urlencoded"), key],
+            body: b"event=x".to_vec(),
+            status: 415,
+            error: "unsupported_media_type",
+            field: None,
+        },
+        Case {
+            name: "brotli",
+            path: "/v1/events",
+            headers: vec![json, key, ("content-encoding", "br")],
+            body: b"{}".to_vec(),
+            status: 415,
+            error: "unsupported_media_type",
+            field: None,
+        },
     ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_payloads_are_refused_naming_the_problem_while_others_get_200s() {
-    let mut collector = RunningCollector::start(&[
-        "--write-key",
-        "good-key=good-shop",
-        "--write-key",
-        "abuse-key=abuse-shop",
-    ]);
+    let mut collector =
+        RunningCollector::start(&["--write-key", "good-key=good-shop", "--write-key", "abuse-key=abuse-shop"]);
     let peak_before = warm_up(&collector).await;
     let good = GoodClient::start(&collector);
     let cases = Arc::new(bad_payloads());
@@ -321,7 +441,8 @@ async fn bad_payloads_are_refused_naming_the_problem_while_others_get_200s() {
 async fn slow_body(address: SocketAddr) -> (Option<RawAnswer>, Duration) {
     let stream = TcpStream::connect(address).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
-    let mut head = request_head("/v1/events", &[("x-write-key", GOOD_KEY), ("content-type", "application/json")], 10_000);
+    let mut head =
+        request_head("/v1/events", &[("x-write-key", GOOD_KEY), ("content-type", "application/json")], 10_000);
     // Keep-alive asked for: the collector must close the connection itself.
     head = String::from_utf8(head).unwrap().replace("connection: close\r\n", "").into_bytes();
     let started = Instant::now();
