@@ -430,7 +430,7 @@ fn validate_part<T: Validate>(path: &str, part: Option<&T>, out: &mut Vec<FieldE
 /// walked as stored, the same event was refused with its errors in a different order each time.
 fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
     let mut fields: Vec<_> = errors.errors().iter().collect();
-    fields.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    fields.sort_unstable_by_key(|&(field, _)| field);
     for (field, kind) in fields {
         let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
         match kind {
