@@ -440,7 +440,7 @@ mod tests {
         use super::*;
 
         proptest! {
-            #![proptest_config(strategies::config(128))]
+            #![proptest_config(strategies::config(48))]
 
             /// A valid request is stored as serde's own reading of its JSON is: the collector's
             /// decoders (one event read in place, a batch in one pass, or in two) give the same

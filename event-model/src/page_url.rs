@@ -311,7 +311,7 @@ mod tests {
                 query,
                 plain_choice(FRAGMENTS, 3),
             );
-            let mut config = crate::strategies::config(4096);
+            let mut config = crate::strategies::config(2048);
             config.source_file = Some(file!());
             let mut runner = proptest::test_runner::TestRunner::new(config);
             let result = runner.run(&url, |(plain, scheme, plain_scheme, host, port, segments, query, fragment)| {
