@@ -30,7 +30,8 @@ WORK=bench/work/soak
 
 bash scripts/python-env.sh >/dev/null
 echo "soak: building release binaries"
-cargo build --release -q -p collector -p batcher
+# The same packages as scripts/run-local.sh and bench-e2e.sh: one feature set, one build.
+cargo build --release -q -p collector -p batcher -p loader -p simulator
 export SOAK_COLLECTOR="$TARGET_DIR/release/clickstream-collector"
 export SOAK_BATCHER="$TARGET_DIR/release/clickstream-batcher"
 export SOAK_WORK=$WORK
