@@ -3,28 +3,39 @@
 //! * **An hour** (`compact_hour`): read every Parquet file of the hour's folder, merge them
 //!   (duplicates by `event_id` removed, keeping the earliest `received_at`; rows sorted by
 //!   `event_time`), write `compacted-<digest of the input names>.parquet` and `_manifest.json`
-//!   naming it and its inputs, and only then delete the inputs.
+//!   naming it and its inputs, and only then delete the inputs. An hour that is one file
+//!   already has its row groups copied, not decoded.
 //! * **A day** (`compact_day`): a closed day whose files together hold at most
 //!   [`CompactSettings::day_file_max_bytes`] becomes one file in the day's
 //!   [`DAY_FOLDER`](crate::layout::DAY_FOLDER) (see [`crate::layout`]), the same way: merged
 //!   file, manifest, then the inputs and the hour manifests deleted. Sparse traffic so ends with
 //!   one file per day, which the warehouse loads as one partition from one file; a day above the
 //!   limit keeps one compacted file per hour, each already large. Late files for a compacted day
-//!   are merged into a new day file by the next run.
+//!   are merged into a new day file by the next run. A day file holds its hours in order, each
+//!   in row groups of its own (their `event_time` statistics say which hour), so building it
+//!   copies the row groups of hours that are one file and merges only hours with several; see
+//!   `merge_files`.
 //!
 //! A crash at any step leaves either the inputs or the compacted file (or both, which the next
 //! run merges again without duplicates), never neither; while both exist, the manifest next to
 //! the compacted file names the inputs it already holds, and the loader leaves those out.
 //! Re-running on an already compacted hour or day does nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 
 use chrono::{DateTime, Duration as TimeDelta, DurationRound, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, LakeError, ObjectMeta, hour_of_path, hour_prefix};
 use crate::layout::{day_file_prefix, day_of_path, day_prefix, is_day_file};
-use crate::parquet_io::{ParquetError, ParquetSettings, merge_batches, read_batches, write_batches};
+use bytes::Bytes;
+
+use crate::parquet_io::{
+    FileAppender, ParquetError, ParquetSettings, ParsedFile, merge_batches, read_batches, write_batches,
+};
 
 /// What compaction did to one hour or one day.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +70,8 @@ pub struct CompactSettings {
     /// How the merged files are written.
     pub parquet: ParquetSettings,
     /// A closed day whose files add up to at most this many bytes becomes one file; 0 keeps
-    /// one file per hour. The merge holds the day's rows in memory: a few times this size.
+    /// one file per hour. The merge holds the day's files and the new one in memory (about
+    /// twice this size) and decodes one hour at a time.
     pub day_file_max_bytes: u64,
 }
 
@@ -125,15 +137,10 @@ async fn merge_into(
     stale: &[String],
     settings: ParquetSettings,
 ) -> Result<Manifest, CompactError> {
-    let mut batches = Vec::new();
+    let mut files = Vec::with_capacity(inputs.len());
     let mut hours = BTreeSet::new();
     for path in inputs {
-        let data = lake.get(path).await?;
-        let read = tokio::task::spawn_blocking(move || read_batches(data))
-            .await
-            .map_err(LakeError::internal)?
-            .map_err(|source| CompactError::Parquet { path: path.clone(), source })?;
-        batches.extend(read);
+        files.push((path.clone(), lake.get(path).await?));
         match hour_of_path(path) {
             Some(hour) => {
                 hours.insert(hour_label(hour));
@@ -142,14 +149,10 @@ async fn merge_into(
             None => hours.extend(day_file_hours(lake, path).await?),
         }
     }
-    let (data, rows, duplicates) = tokio::task::spawn_blocking(move || {
-        let (merged, duplicates) = merge_batches(&batches)?;
-        let rows = merged.num_rows();
-        Ok::<_, ParquetError>((write_batches(&[merged], settings)?, rows, duplicates))
-    })
-    .await
-    .map_err(LakeError::internal)?
-    .map_err(|source| CompactError::Parquet { path: file.clone(), source })?;
+    let output = file.clone();
+    let (data, rows, duplicates) = tokio::task::spawn_blocking(move || merge_files(files, &output, settings))
+        .await
+        .map_err(LakeError::internal)??;
     manifest.bytes = data.len() as u64;
     manifest.rows = rows as u64;
     manifest.duplicates_removed = duplicates as u64;
@@ -167,6 +170,136 @@ async fn merge_into(
         lake.delete(path).await?;
     }
     Ok(manifest)
+}
+
+/// Merges Parquet files of the lake into one, hour by hour in time order. An hour held by row
+/// groups of one file only (a batcher file, or an earlier compacted file: each already free of
+/// duplicates) has its row groups copied as they are; an hour spread over several files is
+/// decoded, merged ([`merge_batches`]: duplicates removed, rows sorted by `event_time`) and
+/// encoded anew. Memory: the inputs' bytes, the output's, and the decoded rows of one hour.
+/// Files whose row groups cannot be assigned to one hour each (a day file written before
+/// row groups were kept per hour) or whose schema differs are merged whole in memory.
+/// Returns the file, its rows and the duplicates removed.
+fn merge_files(
+    files: Vec<(String, Bytes)>,
+    output: &str,
+    settings: ParquetSettings,
+) -> Result<(Bytes, usize, usize), CompactError> {
+    let failed = |path: &str| {
+        let path = path.to_owned();
+        move |source| CompactError::Parquet { path, source }
+    };
+    let mut parsed = Vec::with_capacity(files.len());
+    for (path, data) in &files {
+        parsed.push(ParsedFile::parse(data.clone()).map_err(failed(path))?);
+    }
+    let mut appender = FileAppender::new(settings).map_err(failed(output))?;
+    // hour (µs) -> (file, row group), in file order
+    let mut plan: BTreeMap<i64, Vec<(usize, usize)>> = BTreeMap::new();
+    for (index, ((path, _), file)) in files.iter().zip(&parsed).enumerate() {
+        let path_hour = hour_of_path(path).map(|hour| hour.timestamp_micros());
+        for group in 0..file.row_groups() {
+            match path_hour.or_else(|| file.row_group_hour(group)) {
+                Some(hour) if appender.can_copy(file) => plan.entry(hour).or_default().push((index, group)),
+                _ => return merge_in_memory(&files, output, settings),
+            }
+        }
+    }
+    let mut drop = cross_hour_copies(&parsed, &plan).map_err(failed(output))?;
+    let mut duplicates = 0;
+    for (hour, groups) in &plan {
+        let sources: BTreeSet<usize> = groups.iter().map(|(file, _)| *file).collect();
+        let dropped = drop.remove(hour).unwrap_or_default();
+        if sources.len() == 1 && dropped.is_empty() {
+            let file = &parsed[groups[0].0];
+            let indexes: Vec<usize> = groups.iter().map(|(_, group)| *group).collect();
+            appender.copy_row_groups(file, &indexes).map_err(failed(output))?;
+            continue;
+        }
+        let mut batches = Vec::new();
+        for source in sources {
+            let indexes = groups.iter().filter(|(file, _)| *file == source).map(|(_, group)| *group).collect();
+            batches.extend(parsed[source].read_row_groups(indexes).map_err(failed(&files[source].0))?);
+        }
+        if !dropped.is_empty() {
+            let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            batches = without_ids(batches, &dropped).map_err(failed(output))?;
+            duplicates += before - batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        }
+        let (merged, removed) = merge_batches(&batches).map_err(failed(output))?;
+        duplicates += removed;
+        appender.write(&[merged]).map_err(failed(output))?;
+    }
+    let rows = appender.rows();
+    Ok((appender.finish().map_err(failed(output))?, rows, duplicates))
+}
+
+/// The copies to leave out because a copy of the same event in another hour arrived earlier
+/// (a retried event whose corrected `event_time` fell in the next hour): hour -> event ids.
+/// Reads only the `event_id` and `received_at` columns. Within one hour, `merge_batches`
+/// chooses between copies; ties between hours keep the earlier hour's copy.
+fn cross_hour_copies(
+    files: &[ParsedFile],
+    plan: &BTreeMap<i64, Vec<(usize, usize)>>,
+) -> Result<HashMap<i64, HashSet<String>>, ParquetError> {
+    let mut kept: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut drop: HashMap<i64, HashSet<String>> = HashMap::new();
+    for (&hour, groups) in plan {
+        for &(file, group) in groups {
+            for (id, received) in files[file].ids_and_arrivals(group)? {
+                match kept.get_mut(&id) {
+                    None => {
+                        kept.insert(id, (hour, received));
+                    }
+                    Some((kept_hour, kept_received)) if *kept_hour == hour => {
+                        *kept_received = (*kept_received).min(received);
+                    }
+                    Some((kept_hour, kept_received)) => {
+                        if received < *kept_received {
+                            drop.entry(*kept_hour).or_default().insert(id.clone());
+                            (*kept_hour, *kept_received) = (hour, received);
+                        } else {
+                            drop.entry(hour).or_default().insert(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(drop)
+}
+
+/// `batches` without the rows whose `event_id` is in `ids`.
+fn without_ids(batches: Vec<RecordBatch>, ids: &HashSet<String>) -> Result<Vec<RecordBatch>, ParquetError> {
+    batches
+        .into_iter()
+        .map(|batch| {
+            let column = batch
+                .column_by_name("event_id")
+                .cloned()
+                .ok_or_else(|| arrow::error::ArrowError::SchemaError("no column event_id".into()))?;
+            let column = column.as_string::<i32>();
+            let keep: BooleanArray = (0..batch.num_rows()).map(|row| Some(!ids.contains(column.value(row)))).collect();
+            Ok(filter_record_batch(&batch, &keep)?)
+        })
+        .collect()
+}
+
+/// Merges `files` whole: every row decoded at once, duplicates removed, rows sorted.
+fn merge_in_memory(
+    files: &[(String, Bytes)],
+    output: &str,
+    settings: ParquetSettings,
+) -> Result<(Bytes, usize, usize), CompactError> {
+    let mut batches = Vec::new();
+    for (path, data) in files {
+        batches
+            .extend(read_batches(data.clone()).map_err(|source| CompactError::Parquet { path: path.clone(), source })?);
+    }
+    let failed = |source| CompactError::Parquet { path: output.to_owned(), source };
+    let (merged, duplicates) = merge_batches(&batches).map_err(failed)?;
+    let rows = merged.num_rows();
+    Ok((write_batches(&[merged], settings).map_err(failed)?, rows, duplicates))
 }
 
 /// The hours a compacted day file holds, from the manifest beside it (empty when it is gone).

@@ -15,10 +15,14 @@ use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use event_model::Event;
 use event_model::columns::{ColumnBuilders, EVENT_TIME, StoredRow};
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 /// Writer settings.
@@ -259,6 +263,159 @@ pub fn write_events(events: &[Event], settings: ParquetSettings) -> Result<Bytes
 pub fn read_batches(data: Bytes) -> Result<Vec<RecordBatch>, ParquetError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024).build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A Parquet file in memory with its footer (and page indexes, when it has them) parsed.
+pub struct ParsedFile {
+    data: Bytes,
+    metadata: Arc<ParquetMetaData>,
+}
+
+impl ParsedFile {
+    /// Parses the footer of `data`.
+    pub fn parse(data: Bytes) -> Result<Self, ParquetError> {
+        let metadata =
+            ParquetMetaDataReader::new().with_page_index_policy(PageIndexPolicy::Optional).parse_and_finish(&data)?;
+        Ok(Self { data, metadata: Arc::new(metadata) })
+    }
+
+    /// Row groups in the file.
+    pub fn row_groups(&self) -> usize {
+        self.metadata.num_row_groups()
+    }
+
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.metadata.file_metadata().num_rows().max(0) as usize
+    }
+
+    /// The hour (µs since the epoch, floored) every row of row group `index` falls in, from
+    /// its `event_time` statistics; `None` when they are missing or span more than one hour.
+    pub fn row_group_hour(&self, index: usize) -> Option<i64> {
+        let group = self.metadata.row_group(index);
+        let column = group.columns().iter().find(|c| c.column_path().string() == "event_time")?;
+        let Some(Statistics::Int64(stats)) = column.statistics() else { return None };
+        let (min, max) = (stats.min_opt()?.div_euclid(HOUR_MICROS), stats.max_opt()?.div_euclid(HOUR_MICROS));
+        (min == max).then_some(min * HOUR_MICROS)
+    }
+
+    /// `event_id` and `received_at` (µs) of every row of row group `index`, decoding only
+    /// those two columns.
+    pub fn ids_and_arrivals(&self, index: usize) -> Result<Vec<(String, i64)>, ParquetError> {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(self.data.clone(), options)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_id", "received_at"]);
+        let reader = builder.with_projection(mask).with_row_groups(vec![index]).with_batch_size(64 * 1024).build()?;
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch?;
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))
+            };
+            let (ids, received) = (column("event_id")?, column("received_at")?);
+            let (ids, received) = (ids.as_string::<i32>(), received.as_primitive::<TimestampMicrosecondType>());
+            rows.extend((0..batch.num_rows()).map(|row| (ids.value(row).to_owned(), received.value(row))));
+        }
+        Ok(rows)
+    }
+
+    /// Decodes the row groups `groups`.
+    pub fn read_row_groups(&self, groups: Vec<usize>) -> Result<Vec<RecordBatch>, ParquetError> {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(self.data.clone(), options)?
+            .with_row_groups(groups)
+            .with_batch_size(64 * 1024)
+            .build()?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// Builds one Parquet file from row groups of other files copied as they are — their pages
+/// are not decoded or re-compressed — and from batches encoded anew, in the order given.
+/// Copying is what keeps compaction cheap and its memory bounded: a day of hour files
+/// becomes one file at the cost of moving its bytes.
+pub struct FileAppender {
+    writer: SerializedFileWriter<Vec<u8>>,
+    schema: parquet::schema::types::TypePtr,
+    settings: ParquetSettings,
+    rows: usize,
+}
+
+impl FileAppender {
+    /// An empty file with the contract's schema and the key-value metadata [`write_batches`]
+    /// writes (the Arrow schema among it).
+    pub fn new(settings: ParquetSettings) -> Result<Self, ParquetError> {
+        // The schema and metadata an ArrowWriter writes, taken from an empty file it wrote,
+        // so copied and newly encoded row groups agree with every other file of the lake.
+        let template = ParsedFile::parse(write_batches(&[], settings)?)?;
+        let file_metadata = template.metadata.file_metadata();
+        let schema = file_metadata.schema_descr().root_schema_ptr();
+        let properties = WriterProperties::builder()
+            .set_key_value_metadata(file_metadata.key_value_metadata().cloned())
+            .set_created_by(format!("clickstream-batcher {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = SerializedFileWriter::new(Vec::new(), schema.clone(), Arc::new(properties))?;
+        Ok(Self { writer, schema, settings, rows: 0 })
+    }
+
+    /// Whether row groups of `file` can be copied: it has exactly this file's schema.
+    pub fn can_copy(&self, file: &ParsedFile) -> bool {
+        *file.metadata.file_metadata().schema_descr().root_schema() == *self.schema
+    }
+
+    /// Copies row groups `groups` of `file`.
+    pub fn copy_row_groups(&mut self, file: &ParsedFile, groups: &[usize]) -> Result<(), ParquetError> {
+        if !self.can_copy(file) {
+            return Err(ParquetError::Parquet(parquet::errors::ParquetError::General(
+                "cannot copy row groups of a file with another schema".into(),
+            )));
+        }
+        let page_index = file.metadata.page_index();
+        for &index in groups {
+            let group = file.metadata.row_group(index);
+            let mut out = self.writer.next_row_group()?;
+            for (column_index, column) in group.columns().iter().enumerate() {
+                let column_index_meta = page_index.and_then(|p| p.column_index(index, column_index)).cloned();
+                let offset_index_meta = page_index.and_then(|p| p.offset_index(index, column_index)).cloned();
+                out.append_column(
+                    &file.data,
+                    ColumnCloseResult {
+                        bytes_written: column.compressed_size().max(0) as u64,
+                        rows_written: group.num_rows().max(0) as u64,
+                        metadata: column.clone(),
+                        bloom_filter: None,
+                        column_index: column_index_meta,
+                        offset_index: offset_index_meta,
+                    },
+                )?;
+            }
+            out.close()?;
+            self.rows += group.num_rows().max(0) as usize;
+        }
+        Ok(())
+    }
+
+    /// Encodes `batches` as new row groups.
+    pub fn write(&mut self, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        let encoded = ParsedFile::parse(write_batches(batches, self.settings)?)?;
+        self.copy_row_groups(&encoded, &(0..encoded.row_groups()).collect::<Vec<_>>())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The finished file.
+    pub fn finish(self) -> Result<Bytes, ParquetError> {
+        Ok(Bytes::from(self.writer.into_inner()?))
+    }
 }
 
 /// Concatenates batches, removes duplicate `event_id`s (keeping the earliest `received_at`) and

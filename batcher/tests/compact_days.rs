@@ -9,7 +9,7 @@ mod common;
 use batcher::compact::{CompactSettings, DayCompaction, MANIFEST, Manifest, closed_work, compact_day, compact_hour};
 use batcher::lake::{Lake, LocalLake, hour_prefix};
 use batcher::layout::{day_file_prefix, is_day_file};
-use batcher::parquet_io::{ParquetSettings, write_events};
+use batcher::parquet_io::{ParquetSettings, ParsedFile, write_events};
 use chrono::{DateTime, NaiveDate, Utc};
 use common::{event, lake_contents, uuid};
 
@@ -184,4 +184,39 @@ fn hive_partitioned_readers_see_every_event_once_and_a_null_hour_for_day_files()
         ),
     );
     assert_eq!(rows, serde_json::json!([["2026-11-24", null, 6, 6], ["2026-11-25", "07", 4, 4]]));
+}
+
+#[tokio::test]
+async fn hours_that_are_one_file_are_copied_row_group_by_row_group_in_hour_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::new(dir.path());
+    // Row groups of 2 rows: re-encoding would give one row group per hour instead.
+    let small_groups = ParquetSettings { row_group_rows: 2, ..ParquetSettings::default() };
+    let mut expected = Vec::new();
+    let mut input_groups = 0;
+    for (hh, count) in [(14, 5), (2, 4), (7, 1)] {
+        let hour: DateTime<Utc> = format!("{DAY}T{hh:02}:00:00Z").parse().unwrap();
+        let ids = ids(count);
+        let events: Vec<_> = ids.iter().map(|id| event(id, &format!("{DAY}T{hh:02}:40:00Z"))).collect();
+        let data = write_events(&events, small_groups).unwrap();
+        input_groups += ParsedFile::parse(data.clone()).unwrap().row_groups();
+        lake.put(&format!("{}spool-{hh}.parquet", hour_prefix(hour)), data).await.unwrap();
+        expected.extend(ids);
+    }
+    let DayCompaction::Day(manifest) = compact_day(&lake, day(), CompactSettings::default()).await.unwrap() else {
+        panic!("a small day becomes one file");
+    };
+    assert_eq!((manifest.rows, manifest.duplicates_removed), (10, 0));
+    let files = lake_contents(&lake).await;
+    let (path, rows) = files.iter().next().unwrap();
+    assert!(is_day_file(path), "{path}");
+    assert_eq!(sorted(rows.clone()), sorted(expected));
+    let stored = ParsedFile::parse(lake.get(path).await.unwrap()).unwrap();
+    assert_eq!(stored.row_groups(), input_groups, "every input row group copied as it was");
+    let hours: Vec<i64> =
+        (0..stored.row_groups()).map(|g| stored.row_group_hour(g).expect("one hour per row group")).collect();
+    assert!(hours.windows(2).all(|pair| pair[0] <= pair[1]), "hours in order: {hours:?}");
+    let day_start = format!("{DAY}T00:00:00Z").parse::<DateTime<Utc>>().unwrap().timestamp_micros();
+    let distinct: std::collections::BTreeSet<i64> = hours.iter().map(|h| (h - day_start) / 3_600_000_000).collect();
+    assert_eq!(distinct.into_iter().collect::<Vec<_>>(), vec![2, 7, 14]);
 }
