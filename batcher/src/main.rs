@@ -123,6 +123,11 @@ struct RunArgs {
     /// Keep running and pick up new events as they arrive (the local demo's service mode).
     #[arg(long)]
     follow: bool,
+
+    /// Spool segments encoded at once (source=spool), each on its own thread and holding its
+    /// records in memory while it is; default: one per CPU, at most 4.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_PARALLEL_SEGMENTS", value_parser = clap::value_parser!(u64).range(1..=64))]
+    spool_parallel_segments: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +195,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 idle_exit: args.idle_exit_seconds.map(Duration::from_secs),
                 max_runtime: args.max_runtime_seconds.map(Duration::from_secs),
                 ..RunBounds::default()
+            };
+            let bounds = match args.spool_parallel_segments {
+                Some(parallel) => RunBounds { parallel_segments: parallel as usize, ..bounds },
+                None => bounds,
             };
             let summary = match args.source {
                 Source::Spool => {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use event_model::FailedEvent;
-use queue::spool::{EVENTS_STREAM, FAILED_STREAM, SpoolReader, stream_dir};
+use queue::spool::{ClaimedSegment, EVENTS_STREAM, FAILED_STREAM, SpoolReader, stream_dir};
 
 use crate::lake::{ErrorKind, LakeError};
 use crate::writer::{LakeWriter, Summary, WriteError, undecodable};
@@ -26,11 +26,22 @@ pub struct RunBounds {
     pub max_runtime: Option<Duration>,
     /// How often to look for new segments while following.
     pub poll_interval: Duration,
+    /// Segments encoded at once, each on its own thread (a segment's events are decoded and
+    /// encoded by one thread; its memory is held per segment in progress).
+    pub parallel_segments: usize,
 }
 
 impl Default for RunBounds {
+    /// One segment at a time per CPU, at most 4.
     fn default() -> Self {
-        Self { follow: false, idle_exit: None, max_runtime: None, poll_interval: Duration::from_millis(500) }
+        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        Self {
+            follow: false,
+            idle_exit: None,
+            max_runtime: None,
+            poll_interval: Duration::from_millis(500),
+            parallel_segments: cpus.clamp(1, 4),
+        }
     }
 }
 
@@ -67,48 +78,78 @@ impl From<LakeError> for DrainError {
     }
 }
 
-/// Processes every claimable segment of one stream once. Returns what was written and whether
-/// any segment was found.
+/// Processes every claimable segment of one stream once, `parallel` segments at a time.
+/// Returns whether any segment was found. A segment is marked done only once its files are
+/// written; when one of the segments in progress fails, the others that were written are
+/// marked done and the failed one stays in the spool.
 async fn drain_stream(
     reader: &SpoolReader,
     writer: &LakeWriter,
     failed_stream: bool,
     deadline: Option<Instant>,
+    parallel: usize,
     summary: &mut Summary,
 ) -> Result<bool, DrainError> {
     reader.recover_abandoned()?;
     let mut found = false;
-    while let Some(segment) = reader.claim_next()? {
-        found = true;
-        let records = match segment.read() {
-            Ok(records) => records,
-            Err(error) => {
-                let moved = segment.quarantine()?;
-                tracing::error!(%error, to = %moved.display(), "quarantined a corrupt spool segment");
-                metrics::counter!("clickstream_batcher_segments_quarantined_total").increment(1);
-                continue;
+    loop {
+        let mut claimed = Vec::new();
+        while claimed.len() < parallel.max(1) {
+            let Some(segment) = reader.claim_next()? else { break };
+            found = true;
+            match segment.read() {
+                Ok(records) => claimed.push((segment, records)),
+                Err(error) => {
+                    let moved = segment.quarantine()?;
+                    tracing::error!(%error, to = %moved.display(), "quarantined a corrupt spool segment");
+                    metrics::counter!("clickstream_batcher_segments_quarantined_total").increment(1);
+                }
             }
-        };
-        let written = if failed_stream {
-            let failures: Vec<FailedEvent> = records
-                .iter()
-                .map(|r| {
-                    serde_json::from_slice(r).unwrap_or_else(|e| undecodable(r, "collector dead-letter stream", &e))
-                })
-                .collect();
-            writer.write(&format!("collector-{:020}", segment.id()), Vec::new(), failures).await?
-        } else {
+        }
+        if claimed.is_empty() {
+            return Ok(found);
+        }
+        let (segments, records): (Vec<ClaimedSegment>, Vec<Vec<Vec<u8>>>) = claimed.into_iter().unzip();
+        let writes = segments.iter().zip(records).map(|(segment, records)| {
             let id = segment.id();
-            writer.write_messages(&format!("spool-{id:020}"), records, move |_| format!("spool segment {id}")).await?
-        };
-        segment.mark_done()?;
-        metrics::counter!("clickstream_batcher_segments_done_total").increment(1);
-        summary.add(written);
+            async move {
+                if failed_stream {
+                    let failures: Vec<FailedEvent> = records
+                        .iter()
+                        .map(|r| {
+                            serde_json::from_slice(r)
+                                .unwrap_or_else(|e| undecodable(r, "collector dead-letter stream", &e))
+                        })
+                        .collect();
+                    writer.write(&format!("collector-{id:020}"), Vec::new(), failures).await
+                } else {
+                    writer
+                        .write_messages(&format!("spool-{id:020}"), records, move |_| format!("spool segment {id}"))
+                        .await
+                }
+            }
+        });
+        let results = futures::future::join_all(writes).await;
+        let mut first_error = None;
+        for (segment, result) in segments.into_iter().zip(results) {
+            match result {
+                Ok(written) => {
+                    segment.mark_done()?;
+                    metrics::counter!("clickstream_batcher_segments_done_total").increment(1);
+                    summary.add(written);
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error.into());
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+            return Ok(found);
         }
     }
-    Ok(found)
 }
 
 /// Drains the spool rooted at `spool` into the lake, within `bounds`.
@@ -120,8 +161,9 @@ pub async fn drain(spool: &Path, writer: &LakeWriter, bounds: RunBounds) -> Resu
     let mut summary = Summary::default();
     let mut last_work = Instant::now();
     loop {
-        let found_events = drain_stream(&events, writer, false, deadline, &mut summary).await?;
-        let found_failed = drain_stream(&failed, writer, true, deadline, &mut summary).await?;
+        let parallel = bounds.parallel_segments;
+        let found_events = drain_stream(&events, writer, false, deadline, parallel, &mut summary).await?;
+        let found_failed = drain_stream(&failed, writer, true, deadline, parallel, &mut summary).await?;
         if found_events || found_failed {
             last_work = Instant::now();
         }
