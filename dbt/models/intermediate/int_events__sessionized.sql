@@ -80,7 +80,14 @@ with_previous as (
         lag(client_session_id) over (
             partition by device_key
             order by event_at, received_at, event_id
-        ) as previous_client_session_id
+        ) as previous_client_session_id,
+        {#- numbered in the same sort as the lags: a session is a run of its
+            device's events, so an event's number in its session is its
+            device number less the session's first, with no sort of its own -#}
+        row_number() over (
+            partition by device_key
+            order by event_at, received_at, event_id
+        ) as device_event_number
     from identified
 
 ),
@@ -120,6 +127,7 @@ derived_sessions as (
         device_key,
         device_session_number,
         min(event_at) as session_start_at,
+        min(device_event_number) as first_device_event_number,
         min(client_session_id) as min_client_session_id,
         max(client_session_id) as max_client_session_id
     from numbered
@@ -136,11 +144,12 @@ client_id_usage as (
 
 ),
 
-session_ids as (
+session_ids_by_derived_session as (
 
     select
         device_key,
         device_session_number,
+        first_device_event_number,
         session_start_at,
         case
             when min_client_session_id is not null
@@ -156,6 +165,17 @@ session_ids as (
 
 ),
 
+session_ids as (
+
+    {#- Derived sessions of one device that started in the same second share
+        the fallback id: they are consecutive, and are numbered as one. -#}
+    select
+        *,
+        min(first_device_event_number) over (partition by session_id) as session_first_device_event_number
+    from session_ids_by_derived_session
+
+),
+
 sessionized as (
 
     select
@@ -166,10 +186,8 @@ sessionized as (
         session_ids.session_id,
         session_ids.session_start_at,
         session_ids.is_client_session_id,
-        row_number() over (
-            partition by session_ids.session_id
-            order by numbered.event_at, numbered.received_at, numbered.event_id
-        ) as event_number_in_session
+        numbered.device_event_number - session_ids.session_first_device_event_number + 1
+            as event_number_in_session
     from numbered
     inner join session_ids
         on numbered.device_key = session_ids.device_key
