@@ -661,7 +661,7 @@ async fn floods_get_429_or_503_with_retry_after_while_others_keep_being_answered
     // each new connection is answered 503 with Retry-After and closed.
     let good = GoodClient::start(&collector);
     let held_count = 80;
-    let mut held = hold_accepted_connections(address, held_count).await;
+    let held = hold_accepted_connections(address, held_count).await;
     let body = common::page_view(&common::uuid()).to_string();
     let mut request = request_head("/v1/events", &[("x-write-key", GOOD_KEY)], body.len());
     request.extend_from_slice(body.as_bytes());
