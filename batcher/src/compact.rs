@@ -25,16 +25,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-
+use bytes::Bytes;
 use chrono::{DateTime, Duration as TimeDelta, DurationRound, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, LakeError, ObjectMeta, hour_of_path, hour_prefix};
 use crate::layout::{day_file_prefix, day_of_path, day_prefix, is_day_file};
-use bytes::Bytes;
-
 use crate::parquet_io::{
-    FileAppender, ParquetError, ParquetSettings, ParsedFile, merge_batches, read_batches, write_batches,
+    FileAppender, ParquetError, ParquetSettings, ParsedFile, column, merge_batches, read_batches, write_batches,
 };
 
 /// What compaction did to one hour or one day.
@@ -274,10 +272,7 @@ fn without_ids(batches: Vec<RecordBatch>, ids: &HashSet<String>) -> Result<Vec<R
     batches
         .into_iter()
         .map(|batch| {
-            let column = batch
-                .column_by_name("event_id")
-                .cloned()
-                .ok_or_else(|| arrow::error::ArrowError::SchemaError("no column event_id".into()))?;
+            let column = column(&batch, "event_id")?;
             let column = column.as_string::<i32>();
             let keep: BooleanArray = (0..batch.num_rows()).map(|row| Some(!ids.contains(column.value(row)))).collect();
             Ok(filter_record_batch(&batch, &keep)?)

@@ -284,11 +284,6 @@ impl ParsedFile {
         self.metadata.num_row_groups()
     }
 
-    /// Rows in the file.
-    pub fn rows(&self) -> usize {
-        self.metadata.file_metadata().num_rows().max(0) as usize
-    }
-
     /// The hour (µs since the epoch, floored) every row of row group `index` falls in, from
     /// its `event_time` statistics; `None` when they are missing or span more than one hour.
     pub fn row_group_hour(&self, index: usize) -> Option<i64> {
@@ -309,13 +304,7 @@ impl ParsedFile {
         let mut rows = Vec::new();
         for batch in reader {
             let batch = batch?;
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .cloned()
-                    .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))
-            };
-            let (ids, received) = (column("event_id")?, column("received_at")?);
+            let (ids, received) = (column(&batch, "event_id")?, column(&batch, "received_at")?);
             let (ids, received) = (ids.as_string::<i32>(), received.as_primitive::<TimestampMicrosecondType>());
             rows.extend((0..batch.num_rows()).map(|row| (ids.value(row).to_owned(), received.value(row))));
         }
@@ -418,6 +407,14 @@ impl FileAppender {
     }
 }
 
+/// The column `name` of `batch`, or a schema error naming it.
+pub fn column(batch: &RecordBatch, name: &str) -> Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
+    batch
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))
+}
+
 /// Concatenates batches, removes duplicate `event_id`s (keeping the earliest `received_at`) and
 /// sorts by `event_time`. Returns the merged batch and the duplicates removed.
 pub fn merge_batches(batches: &[RecordBatch]) -> Result<(RecordBatch, usize), ParquetError> {
@@ -426,14 +423,8 @@ pub fn merge_batches(batches: &[RecordBatch]) -> Result<(RecordBatch, usize), Pa
     if merged.num_rows() == 0 {
         return Ok((merged, 0));
     }
-    let column = |name: &str| {
-        merged
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))
-    };
-    let ids = column("event_id")?;
-    let received = column("received_at")?;
+    let ids = column(&merged, "event_id")?;
+    let received = column(&merged, "received_at")?;
     let ids = ids.as_string::<i32>();
     let received = received.as_primitive::<TimestampMicrosecondType>();
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(merged.num_rows());
