@@ -1,10 +1,10 @@
 //! Compaction: merges the small files of closed hours and closed days, with a manifest.
 //!
 //! * **An hour** (`compact_hour`): read every Parquet file of the hour's folder, merge them
-//!   (duplicates by `event_id` removed, keeping the earliest `received_at`; rows sorted by
-//!   `event_time`), write `compacted-<digest of the input names>.parquet` and `_manifest.json`
-//!   naming it and its inputs, and only then delete the inputs. An hour that is one file
-//!   already has its row groups copied, not decoded.
+//!   (duplicates by `event_id` removed, keeping the earliest `received_at`; each input's rows
+//!   stay in their `event_time` order), write `compacted-<digest of the input names>.parquet`
+//!   and `_manifest.json` naming it and its inputs, and only then delete the inputs. Row groups
+//!   are copied, not decoded, unless they hold a duplicate or are small (see `merge_files`).
 //! * **A day** (`compact_day`): a closed day whose files together hold at most
 //!   [`CompactSettings::day_file_max_bytes`] becomes one file in the day's
 //!   [`DAY_FOLDER`](crate::layout::DAY_FOLDER) (see [`crate::layout`]), the same way: merged
@@ -13,8 +13,7 @@
 //!   limit keeps one compacted file per hour, each already large. Late files for a compacted day
 //!   are merged into a new day file by the next run. A day file holds its hours in order, each
 //!   in row groups of its own (their `event_time` statistics say which hour), so building it
-//!   copies the row groups of hours that are one file and merges only hours with several; see
-//!   `merge_files`.
+//!   mostly copies row groups; see `merge_files`.
 //!
 //! A crash at any step leaves either the inputs or the compacted file (or both, which the next
 //! run merges again without duplicates), never neither; while both exist, the manifest next to
@@ -23,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, Duration as TimeDelta, DurationRound, NaiveDate, Utc};
@@ -32,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::lake::{Lake, LakeError, ObjectMeta, hour_of_path, hour_prefix};
 use crate::layout::{day_file_prefix, day_of_path, day_prefix, is_day_file};
 use crate::parquet_io::{
-    FileAppender, ParquetError, ParquetSettings, ParsedFile, column, merge_batches, read_batches, write_batches,
+    FileAppender, ParquetError, ParquetSettings, ParsedFile, merge_batches, read_batches, write_batches,
 };
 
 /// What compaction did to one hour or one day.
@@ -170,11 +169,15 @@ async fn merge_into(
     Ok(manifest)
 }
 
-/// Merges Parquet files of the lake into one, hour by hour in time order. An hour held by row
-/// groups of one file only (a batcher file, or an earlier compacted file: each already free of
-/// duplicates) has its row groups copied as they are; an hour spread over several files is
-/// decoded, merged ([`merge_batches`]: duplicates removed, rows sorted by `event_time`) and
-/// encoded anew. Memory: the inputs' bytes, the output's, and the decoded rows of one hour.
+/// Merges Parquet files of the lake into one, hour by hour in time order, without sorting or
+/// re-encoding what need not be. Every copy of an event is found first from the `event_id` and
+/// `received_at` columns alone ([`duplicate_rows`]); then each hour's row groups are written
+/// in input order: a row group with no duplicate in it has its pages copied as they are (each
+/// input is already sorted by `event_time` within itself) when it has at least a quarter of
+/// [`ParquetSettings::row_group_rows`] rows or its hour comes from one file; the others are
+/// decoded, their duplicates dropped, and encoded anew together, so many small files (hourly
+/// Pub/Sub runs, a spool's segment edges) do not become as many tiny row groups. Memory: the inputs' bytes, the
+/// output's, one id per row, and at most one row group's worth of decoded rows.
 /// Files whose row groups cannot be assigned to one hour each (a day file written before
 /// row groups were kept per hour) or whose schema differs are merged whole in memory.
 /// Returns the file, its rows and the duplicates removed.
@@ -203,78 +206,78 @@ fn merge_files(
             }
         }
     }
-    let mut drop = cross_hour_copies(&parsed, &plan).map_err(failed(output))?;
-    let mut duplicates = 0;
-    for (hour, groups) in &plan {
-        let sources: BTreeSet<usize> = groups.iter().map(|(file, _)| *file).collect();
-        let dropped = drop.remove(hour).unwrap_or_default();
-        if sources.len() == 1 && dropped.is_empty() {
-            let file = &parsed[groups[0].0];
-            let indexes: Vec<usize> = groups.iter().map(|(_, group)| *group).collect();
-            appender.copy_row_groups(file, &indexes).map_err(failed(output))?;
-            continue;
+    let mut dropped = duplicate_rows(&parsed, &plan).map_err(failed(output))?;
+    let duplicates = dropped.values().map(Vec::len).sum();
+    let copy_at_least = (settings.row_group_rows / 4).max(1);
+    for groups in plan.values() {
+        // An hour from one file keeps the row groups its writer chose, however small.
+        let one_source = groups.iter().all(|(file, _)| *file == groups[0].0);
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0;
+        for &(file, group) in groups {
+            let drop = dropped.remove(&(file, group)).unwrap_or_default();
+            let rows = parsed[file].row_group_rows(group);
+            if drop.is_empty() && (one_source || rows >= copy_at_least) {
+                appender.copy_row_groups(&parsed[file], &[group]).map_err(failed(output))?;
+                continue;
+            }
+            let batches = parsed[file].read_row_groups(vec![group]).map_err(failed(&files[file].0))?;
+            let batches = without_rows(batches, &drop).map_err(failed(output))?;
+            pending_rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+            pending.extend(batches);
+            if pending_rows >= settings.row_group_rows {
+                appender.write(&std::mem::take(&mut pending)).map_err(failed(output))?;
+                pending_rows = 0;
+            }
         }
-        let mut batches = Vec::new();
-        for source in sources {
-            let indexes = groups.iter().filter(|(file, _)| *file == source).map(|(_, group)| *group).collect();
-            batches.extend(parsed[source].read_row_groups(indexes).map_err(failed(&files[source].0))?);
-        }
-        if !dropped.is_empty() {
-            let before: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            batches = without_ids(batches, &dropped).map_err(failed(output))?;
-            duplicates += before - batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-        }
-        let (merged, removed) = merge_batches(&batches).map_err(failed(output))?;
-        duplicates += removed;
-        appender.write(&[merged]).map_err(failed(output))?;
+        appender.write(&pending).map_err(failed(output))?;
     }
     let rows = appender.rows();
     Ok((appender.finish().map_err(failed(output))?, rows, duplicates))
 }
 
-/// The copies to leave out because a copy of the same event in another hour arrived earlier
-/// (a retried event whose corrected `event_time` fell in the next hour): hour -> event ids.
-/// Reads only the `event_id` and `received_at` columns. Within one hour, `merge_batches`
-/// chooses between copies; ties between hours keep the earlier hour's copy.
-fn cross_hour_copies(
+/// The rows to leave out, by (file, row group): every copy of an event but the first received
+/// (earliest `received_at`; a tie keeps the copy met first, in hour order and then in input
+/// order). Reads only the `event_id` and `received_at` columns.
+fn duplicate_rows(
     files: &[ParsedFile],
     plan: &BTreeMap<i64, Vec<(usize, usize)>>,
-) -> Result<HashMap<i64, HashSet<String>>, ParquetError> {
-    let mut kept: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut drop: HashMap<i64, HashSet<String>> = HashMap::new();
-    for (&hour, groups) in plan {
+) -> Result<HashMap<(usize, usize), Vec<usize>>, ParquetError> {
+    // event id -> (file, row group, row, received_at) of the copy kept so far
+    let mut kept: HashMap<String, (usize, usize, usize, i64)> = HashMap::new();
+    let mut dropped: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for groups in plan.values() {
         for &(file, group) in groups {
-            for (id, received) in files[file].ids_and_arrivals(group)? {
+            for (row, (id, received)) in files[file].ids_and_arrivals(group)?.into_iter().enumerate() {
                 match kept.get_mut(&id) {
                     None => {
-                        kept.insert(id, (hour, received));
+                        kept.insert(id, (file, group, row, received));
                     }
-                    Some((kept_hour, kept_received)) if *kept_hour == hour => {
-                        *kept_received = (*kept_received).min(received);
+                    Some(first) if received < first.3 => {
+                        dropped.entry((first.0, first.1)).or_default().push(first.2);
+                        *first = (file, group, row, received);
                     }
-                    Some((kept_hour, kept_received)) => {
-                        if received < *kept_received {
-                            drop.entry(*kept_hour).or_default().insert(id.clone());
-                            (*kept_hour, *kept_received) = (hour, received);
-                        } else {
-                            drop.entry(hour).or_default().insert(id);
-                        }
-                    }
+                    Some(_) => dropped.entry((file, group)).or_default().push(row),
                 }
             }
         }
     }
-    Ok(drop)
+    Ok(dropped)
 }
 
-/// `batches` without the rows whose `event_id` is in `ids`.
-fn without_ids(batches: Vec<RecordBatch>, ids: &HashSet<String>) -> Result<Vec<RecordBatch>, ParquetError> {
+/// `batches` (one row group, in order) without the rows numbered `rows` within them.
+fn without_rows(batches: Vec<RecordBatch>, rows: &[usize]) -> Result<Vec<RecordBatch>, ParquetError> {
+    if rows.is_empty() {
+        return Ok(batches);
+    }
+    let rows: HashSet<usize> = rows.iter().copied().collect();
+    let mut offset = 0;
     batches
         .into_iter()
         .map(|batch| {
-            let column = column(&batch, "event_id")?;
-            let column = column.as_string::<i32>();
-            let keep: BooleanArray = (0..batch.num_rows()).map(|row| Some(!ids.contains(column.value(row)))).collect();
+            let keep: BooleanArray =
+                (offset..offset + batch.num_rows()).map(|row| Some(!rows.contains(&row))).collect();
+            offset += batch.num_rows();
             Ok(filter_record_batch(&batch, &keep)?)
         })
         .collect()

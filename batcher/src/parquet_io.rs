@@ -284,6 +284,11 @@ impl ParsedFile {
         self.metadata.num_row_groups()
     }
 
+    /// Rows in row group `index`.
+    pub fn row_group_rows(&self, index: usize) -> usize {
+        self.metadata.row_group(index).num_rows().max(0) as usize
+    }
+
     /// The hour (µs since the epoch, floored) every row of row group `index` falls in, from
     /// its `event_time` statistics; `None` when they are missing or span more than one hour.
     pub fn row_group_hour(&self, index: usize) -> Option<i64> {

@@ -220,3 +220,44 @@ async fn hours_that_are_one_file_are_copied_row_group_by_row_group_in_hour_order
     let distinct: std::collections::BTreeSet<i64> = hours.iter().map(|h| (h - day_start) / 3_600_000_000).collect();
     assert_eq!(distinct.into_iter().collect::<Vec<_>>(), vec![2, 7, 14]);
 }
+
+#[tokio::test]
+async fn an_hour_of_several_files_copies_their_large_row_groups_and_re_encodes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::new(dir.path());
+    // Row groups of 8 rows: a group of at least 2 rows (a quarter) is copied when clean.
+    let settings = ParquetSettings { row_group_rows: 8, ..ParquetSettings::default() };
+    let hour: DateTime<Utc> = format!("{DAY}T05:00:00Z").parse().unwrap();
+    let (a, b) = (ids(16), ids(8));
+    let (c, d) = (ids(1), ids(1));
+    let put = |name: &'static str, events: Vec<event_model::Event>| {
+        let lake = &lake;
+        async move {
+            lake.put(&format!("{}{name}.parquet", hour_prefix(hour)), write_events(&events, settings).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    let at = format!("{DAY}T05:10:00Z");
+    let events = |ids: &[String]| ids.iter().map(|id| event(id, &at)).collect::<Vec<_>>();
+    put("spool-a", events(&a)).await; // two clean groups of 8: copied
+    // b's group holds a later copy of a[0]: decoded, that copy dropped, the rest re-encoded
+    let mut with_copy = events(&b);
+    let mut late = event(&a[0], &at);
+    late.received_at = with_copy[0].received_at + chrono::TimeDelta::hours(1);
+    with_copy[7] = late;
+    put("spool-b", with_copy).await;
+    put("spool-c", events(&c)).await; // one-row files: coalesced, not copied one by one
+    put("spool-d", events(&d)).await;
+
+    let manifest = compact_hour(&lake, hour, settings).await.unwrap().expect("work to do");
+    let expected: Vec<String> = [&a[..], &b[..7], &c[..], &d[..]].concat();
+    assert_eq!((manifest.rows, manifest.duplicates_removed), (expected.len() as u64, 1));
+    let files = lake_contents(&lake).await;
+    let (path, rows) = files.iter().next().unwrap();
+    assert_eq!(sorted(rows.clone()), sorted(expected));
+    let stored = ParsedFile::parse(lake.get(path).await.unwrap()).unwrap();
+    let sizes: Vec<usize> = (0..stored.row_groups()).map(|g| stored.row_group_rows(g)).collect();
+    // a's two groups copied, then b's 7 clean rows with c and d encoded together
+    assert_eq!(sizes, vec![8, 8, 8, 1], "row groups: {sizes:?}");
+}

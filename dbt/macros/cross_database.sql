@@ -107,3 +107,24 @@
 {% macro midnight_literal(iso_date) -%}
   timestamp '{{ iso_date }} 00:00:00'
 {%- endmacro %}
+
+
+{#- Written after a CTE's name (`name as {{ inline_cte(plan.mode == 'full') }} (`):
+    when `inline` is true, the CTE is evaluated where each consumer reads it
+    instead of being stored first. DuckDB materializes a CTE read more than
+    once, which for a full build's scan of the raw table or of staging means
+    buffering every column of every row; re-reading the table costs a
+    fraction of that (a 10 M-event build: staging 37 s -> 21 s). An
+    incremental build keeps the materialized CTE: its few days fit easily,
+    and the table is read once. BigQuery inlines CTEs anyway and has no such
+    hint, so elsewhere this is empty. -#}
+{% macro inline_cte(inline=true) -%}
+  {{ return(adapter.dispatch('inline_cte')(inline)) }}
+{%- endmacro %}
+
+{% macro duckdb__inline_cte(inline) -%}
+  {%- if inline %}not materialized{% endif -%}
+{%- endmacro %}
+
+{% macro default__inline_cte(inline) -%}
+{%- endmacro %}

@@ -4,7 +4,7 @@
 //! DuckDB runs in the project venv's Python (the `duckdb` wheel dbt-duckdb uses), driven by a
 //! small worker script over a pipe: one DuckDB version opens the file for both the loader and
 //! dbt, and nobody compiles DuckDB's C++. Each day partition is replaced inside one transaction
-//! — delete the day's rows, insert the day's files ordered by `event_time`, record the load — so
+//! — delete the day's rows, insert the day's files (unsorted: they are in time order already), record the load — so
 //! a failure (a corrupt file, an incompatible column, the loader killed) leaves the table
 //! exactly as it was. A job is recorded before its transaction, as BigQuery's are before they
 //! are submitted, so the twin keeps the same budget accounting. New columns in the files are

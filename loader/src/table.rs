@@ -12,8 +12,8 @@
 //! one per hourly run.
 //!
 //! In the embedded DuckDB twin the table is a plain table; a partition's rows are deleted and
-//! inserted in one transaction, ordered by `event_time`, so DuckDB's zone maps skip other days
-//! the way BigQuery prunes partitions.
+//! inserted in one transaction from files already in `event_time` order, so DuckDB's
+//! zone maps skip other days the way BigQuery prunes partitions.
 
 /// The column the raw table is partitioned on.
 pub const PARTITION_COLUMN: &str = "event_time";

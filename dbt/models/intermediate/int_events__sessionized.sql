@@ -39,8 +39,10 @@
 
 with
 
-events as (
+events as {{ inline_cte(plan.mode == 'full') }} (
 
+    {#- read twice (the session cut below, and the wide join at the end): in
+        a full build, re-reading staging costs less than buffering it -#}
     select * from {{ ref('stg_clickstream__events') }}
     where is_valid
       {% if var('exclude_bots') %}and not is_bot{% endif %}

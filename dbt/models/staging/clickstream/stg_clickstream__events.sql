@@ -33,14 +33,14 @@
 
 with
 
-source_events as (
+source_events as {{ inline_cte(plan.mode == 'full') }} (
 
     select * from {{ source('clickstream', 'events') }}
     where {{ plan_filter(plan, 'event_time', data_type='timestamp') }}
 
 ),
 
-renamed as (
+renamed as {{ inline_cte(plan.mode == 'full') }} (
 
     select
         cast(event_id as {{ dbt.type_string() }}) as event_id,
@@ -129,22 +129,36 @@ copies as (
 
 ),
 
+copy_counts as (
+
+    {#- the events with more than one copy (usually few): one hash
+        aggregation over the copies' ids, no sort -#}
+    select event_id, count(*) as copies_received
+    from copies
+    group by event_id
+    having count(*) > 1
+
+),
+
 kept_copies as (
 
+    {#- for each event with several copies, the day of the copy kept -#}
     select
         event_id,
         cast(event_at as date) as kept_event_date,
         copies_received
     from (
         select
-            event_id,
-            event_at,
+            copies.event_id,
+            copies.event_at,
+            copy_counts.copies_received,
             row_number() over (
-                partition by event_id
+                partition by copies.event_id
                 order by {{ dedupe_copy_order() }}
-            ) as copy_rank,
-            count(*) over (partition by event_id) as copies_received
+            ) as copy_rank
         from copies
+        inner join copy_counts
+            on copies.event_id = copy_counts.event_id
     ) as ranked
     where copy_rank = 1
 
@@ -152,21 +166,19 @@ kept_copies as (
 
 deduplicated as (
 
-    {#- the first copy among the rebuilt days' rows, when it is the first
-        of all copies (else the event is kept in a neighbouring day).
-        Ranking whole rows is the costly part of staging (every column goes
-        through the sort), and only an event with several copies needs it:
-        the others are joined straight through, and only the rows of events
-        with copies are ranked. -#}
+    {#- An event with one copy is kept as it is (an anti-join against the
+        few ids with several). Only the rows of events with copies are
+        ranked: ranking whole rows is costly (every column goes through the
+        sort), and the first copy is kept when it falls in the rebuilt days
+        (else the event is kept in a neighbouring day). -#}
     select
         renamed.*,
-        kept_copies.copies_received,
+        1 as copies_received,
         1 as copy_number
     from renamed
-    inner join kept_copies
-        on renamed.event_id = kept_copies.event_id
-    where kept_copies.copies_received = 1
-      and {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
+    left join copy_counts
+        on renamed.event_id = copy_counts.event_id
+    where copy_counts.event_id is null
 
     union all
 
@@ -182,8 +194,7 @@ deduplicated as (
         from renamed
         inner join kept_copies
             on renamed.event_id = kept_copies.event_id
-        where kept_copies.copies_received > 1
-          and {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
+        where {{ plan_filter(plan, 'kept_copies.kept_event_date') }}
     ) as ranked_copies
     where copy_number = 1
 
