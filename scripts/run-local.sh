@@ -36,10 +36,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "run: stopped"; exit 130' INT TERM
 
-step() { printf '\nrun: %s (%dm%02ds)\n' "$1" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
+# Each step says when it starts (time since the run began) and how long the one before took.
+step_started=
+clock() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+step() {
+  [ -n "$step_started" ] && printf 'run:   took %s\n' "$(clock $((SECONDS - step_started)))"
+  step_started=$SECONDS
+  [ -n "${1:-}" ] && printf '\nrun: %s (at %s)\n' "$1" "$(clock $((SECONDS - started)))"
+  return 0
+}
 
-step "building the binaries (release; the first build takes several minutes)"
-cargo build --release -q -p collector -p batcher -p loader -p simulator
+step "building the binaries (release, embedded path only; a first build takes about 5 minutes)"
+# --no-default-features: the embedded path only. The Google Cloud back-ends (Pub/Sub, GCS,
+# BigQuery: each crate's `gcp` feature) are most of the dependency tree and none of `make run`;
+# `make test` and the images build them. cargo draws its own progress bar on a terminal.
+cargo build --release --no-default-features -p collector -p batcher -p loader -p simulator
 
 step "setting up the Python environment (dbt, DuckDB)"
 bash scripts/python-env.sh
@@ -84,6 +95,7 @@ step "building the dbt models (staging → sessions → marts)"
 }
 
 step "summary"
+step_started=
 .venv/bin/python - "$CLICKSTREAM_DUCKDB_PATH" <<'PY'
 import sys
 import duckdb

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use batcher::compact::{CompactSettings, DayCompaction};
 use batcher::lake;
 use batcher::parquet_io::ParquetSettings;
+#[cfg(feature = "gcp")]
 use batcher::pubsub_source::{self, PubSubSourceConfig};
 use batcher::spool_source::{self, RunBounds};
 use batcher::writer::{LakeWriter, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_support::{LogFormat, init_logging};
+#[cfg(feature = "gcp")]
 use queue::pubsub::{PubSubConfig, PubSubSink};
 
 /// clickstream batcher: drains the event queue into an hourly Parquet lake
@@ -30,7 +32,8 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// The lake: a local directory, or gs://BUCKET[/PREFIX] (honours STORAGE_EMULATOR_HOST).
-    #[arg(long, global = true, env = "CLICKSTREAM_LAKE", default_value = ".clickstream/lake")]
+    /// Default: `lake/` in the state home (`CLICKSTREAM_HOME`; see `cli_support::paths`).
+    #[arg(long, global = true, env = "CLICKSTREAM_LAKE", default_value_t = cli_support::paths::in_state_home("lake").display().to_string())]
     lake: String,
 
     /// zstd level of the Parquet files (1 to 22). Level 3 makes files about 2% smaller than 1 and
@@ -77,7 +80,8 @@ struct RunArgs {
     source: Source,
 
     /// Spool root directory (source=spool).
-    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value = ".clickstream/spool")]
+    /// Default: `spool/` in the state home.
+    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value_os_t = cli_support::paths::in_state_home("spool"))]
     spool_dir: PathBuf,
 
     /// Google Cloud project of the subscription (source=pubsub).
@@ -205,6 +209,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     tracing::info!(spool = %args.spool_dir.display(), lake = %lake.describe(), "draining the spool");
                     spool_source::drain(&args.spool_dir, &writer, bounds).await?
                 }
+                #[cfg(not(feature = "gcp"))]
+                Source::Pubsub => anyhow::bail!(
+                    "source=pubsub: this batcher was built without Pub/Sub support (cargo feature `gcp`, on by \
+                     default); rebuild it with `--features gcp`"
+                ),
+                #[cfg(feature = "gcp")]
                 Source::Pubsub => {
                     let project = args.pubsub_project.clone().ok_or_else(|| {
                         anyhow::anyhow!("source=pubsub needs --pubsub-project (or CLICKSTREAM_PUBSUB_PROJECT)")
@@ -315,13 +325,15 @@ const EXIT_TRY_AGAIN: u8 = 75;
 /// The kind of the first error in the chain that has one; permanent when none does.
 fn error_kind(error: &anyhow::Error) -> lake::ErrorKind {
     for cause in error.chain() {
+        #[cfg(feature = "gcp")]
+        if let Some(error) = cause.downcast_ref::<pubsub_source::PubSubDrainError>() {
+            return error.kind();
+        }
         let kind = if let Some(error) = cause.downcast_ref::<lake::LakeError>() {
             error.kind()
         } else if let Some(error) = cause.downcast_ref::<batcher::writer::WriteError>() {
             error.kind()
         } else if let Some(error) = cause.downcast_ref::<spool_source::DrainError>() {
-            error.kind()
-        } else if let Some(error) = cause.downcast_ref::<pubsub_source::PubSubDrainError>() {
             error.kind()
         } else if let Some(error) = cause.downcast_ref::<batcher::compact::CompactError>() {
             match error {

@@ -8,6 +8,7 @@
 //! project venv; without them the tests skip loudly, or fail under
 //! CLICKSTREAM_REQUIRE_EMULATORS=1.
 
+#![cfg(feature = "gcp")] // the cloud back-ends (default features)
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
 mod common;

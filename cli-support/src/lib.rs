@@ -5,8 +5,12 @@
 //!   variable, config file, built-in default. File keys are long flag names (`flush-events =
 //!   1000` or `flush_events = 1000`), of the binary or of any of its subcommands; lists are TOML
 //!   arrays. An unknown key is an error that names it.
+//! * [`paths`] — the local twin's state home and project venv, found from the executable's
+//!   location, never the working directory.
 //! * [`LogFormat`] and [`init_logging`] — `tracing` to standard error, as text or as JSON lines
 //!   (which Cloud Logging parses), filtered by `RUST_LOG` (default `info`).
+
+pub mod paths;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,9 @@
 //! Precedence, highest first: command-line flag, environment variable, config file
 //! (`--config`/`CLICKSTREAM_CONFIG`), built-in default. Config-file keys are the long flag names
 //! (`max-batch-events = 200` or `max_batch_events = 200`); lists are TOML arrays. With no
-//! configuration at all the collector runs the embedded default: a local spool under
-//! `.clickstream/spool` and a development write key.
+//! configuration at all the collector runs the embedded default: a local spool in `spool/` of the
+//! state home (`cli_support::paths`: `CLICKSTREAM_HOME`, else the checkout's `.clickstream/`) and
+//! a development write key.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -54,7 +55,8 @@ pub struct Config {
     pub sink: SinkKind,
 
     /// Spool root directory (sink=spool); streams `events/` and `failed/` live inside.
-    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value = ".clickstream/spool")]
+    /// Default: `spool/` in the state home (`CLICKSTREAM_HOME`; see `cli_support::paths`).
+    #[arg(long, env = "CLICKSTREAM_SPOOL_DIR", default_value_os_t = cli_support::paths::in_state_home("spool"))]
     pub spool_dir: PathBuf,
 
     /// Seal a spool segment once it holds this many bytes.

@@ -10,6 +10,7 @@ use collector::enrich::TimeWindow;
 use collector::state::RateLimit;
 use collector::{AppState, HttpSettings, StateSettings};
 use queue::EventSink;
+#[cfg(feature = "gcp")]
 use queue::pubsub::{PubSubConfig, PubSubSink};
 use queue::spool::{SpoolSink, SpoolWriterConfig};
 
@@ -32,6 +33,12 @@ async fn open_sink(config: &Config) -> anyhow::Result<Arc<dyn EventSink>> {
             tracing::info!(dir = %config.spool_dir.display(), "queuing to the local spool");
             Arc::new(sink)
         }
+        #[cfg(not(feature = "gcp"))]
+        SinkKind::Pubsub => anyhow::bail!(
+            "sink=pubsub: this collector was built without Pub/Sub support (cargo feature `gcp`, on by \
+             default); rebuild it with `--features gcp`, or use --sink spool"
+        ),
+        #[cfg(feature = "gcp")]
         SinkKind::Pubsub => {
             let project = config.pubsub_project.clone().unwrap_or_default();
             let mut pubsub = PubSubConfig::new(&project, &config.pubsub_topic, &config.pubsub_dead_letter_topic);

@@ -5,6 +5,7 @@
 //! Needs the emulator from the Google Cloud CLI. Without it the test is skipped with a message
 //! naming what is missing (set CLICKSTREAM_REQUIRE_EMULATORS=1 to make that a failure, as CI does).
 
+#![cfg(feature = "gcp")] // the cloud back-ends (default features)
 #![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns unwrap too: a failed setup fails the test
 
 mod common;

@@ -9,9 +9,10 @@
 //! * [`ledger`] — the daily job budget: every job is recorded before it is submitted, failed
 //!   ones included, and a run stops before it would exceed the budget;
 //! * [`duckdb`] — the embedded warehouse (DuckDB, through the project venv's Python);
-//! * [`bigquery`] — BigQuery: dataset, DAY-partitioned clustered table, one load job per
+//! * `bigquery` (feature `gcp`) — BigQuery: dataset, DAY-partitioned clustered table, one load job per
 //!   partition into its decorator with WRITE_TRUNCATE.
 
+#[cfg(feature = "gcp")]
 pub mod bigquery;
 pub mod duckdb;
 pub mod ledger;

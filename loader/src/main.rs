@@ -9,6 +9,7 @@ use backon::BackoffBuilder;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_support::{LogFormat, init_logging};
+#[cfg(feature = "gcp")]
 use loader::bigquery::{BigQueryConfig, BigQueryWarehouse, ReplaceStrategy};
 use loader::duckdb::DuckDbWarehouse;
 use loader::plan::{BudgetView, Plan, Reason, Selection, build, decide, lake_partitions, resolve};
@@ -79,7 +80,8 @@ struct TableArgs {
 #[derive(Debug, Args)]
 struct LoadArgs {
     /// The lake: a local directory, or gs://BUCKET[/PREFIX].
-    #[arg(long, env = "CLICKSTREAM_LAKE", default_value = ".clickstream/lake")]
+    /// Default: `lake/` in the state home (`CLICKSTREAM_HOME`; see `cli_support::paths`).
+    #[arg(long, env = "CLICKSTREAM_LAKE", default_value_t = cli_support::paths::in_state_home("lake").display().to_string())]
     lake: String,
 
     /// Which warehouse to fill.
@@ -87,12 +89,14 @@ struct LoadArgs {
     warehouse: WarehouseKind,
 
     /// The DuckDB database file (warehouse=duckdb).
-    #[arg(long, env = "CLICKSTREAM_DUCKDB_PATH", default_value = ".clickstream/warehouse.duckdb")]
+    /// Default: `warehouse.duckdb` in the state home.
+    #[arg(long, env = "CLICKSTREAM_DUCKDB_PATH", default_value_os_t = cli_support::paths::in_state_home("warehouse.duckdb"))]
     duckdb_path: PathBuf,
 
     /// Python with the duckdb package (the project venv's, which dbt-duckdb uses too).
-    #[arg(long, env = "CLICKSTREAM_DUCKDB_PYTHON", default_value = ".venv/bin/python")]
-    duckdb_python: String,
+    /// Default: `.venv/bin/python` of the checkout the loader was built in.
+    #[arg(long, env = "CLICKSTREAM_DUCKDB_PYTHON")]
+    duckdb_python: Option<PathBuf>,
 
     /// Wait up to this many seconds for the DuckDB file's lock while another process (a dbt
     /// run, another loader, a worker still exiting) holds it; then exit 75 (try later).
@@ -165,11 +169,13 @@ fn parse_day(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("expected a day like 2026-11-24 (or an hour like 2026-11-24T10), got {text:?}"))
 }
 
+// The lake is BigQuery's (uploads from a local lake), which a build without `gcp` lacks.
+#[cfg_attr(not(feature = "gcp"), allow(unused_variables))]
 async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> anyhow::Result<Box<dyn Warehouse>> {
     Ok(match args.warehouse {
         WarehouseKind::Duckdb => Box::new(
             DuckDbWarehouse::open(
-                &args.duckdb_python,
+                &duckdb_python(args)?.display().to_string(),
                 &args.duckdb_path,
                 std::path::Path::new(&args.lake),
                 args.dry_run,
@@ -177,6 +183,9 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
             )
             .await?,
         ),
+        #[cfg(not(feature = "gcp"))]
+        WarehouseKind::Bigquery => anyhow::bail!("warehouse=bigquery: {WITHOUT_GCP}"),
+        #[cfg(feature = "gcp")]
         WarehouseKind::Bigquery => {
             let project = args.bigquery_project.clone().ok_or_else(|| {
                 anyhow::anyhow!("warehouse=bigquery needs --bigquery-project (or CLICKSTREAM_BIGQUERY_PROJECT)")
@@ -203,6 +212,22 @@ async fn open_warehouse(args: &LoadArgs, lake: Arc<dyn batcher::lake::Lake>) -> 
             };
             Box::new(BigQueryWarehouse::connect(config, lake).await?)
         }
+    })
+}
+
+/// What a build without the cloud back-ends answers when asked for one.
+#[cfg(not(feature = "gcp"))]
+const WITHOUT_GCP: &str = "this loader was built without BigQuery support (cargo feature `gcp`, on by default); \
+                           rebuild it with `--features gcp`, or use --warehouse duckdb";
+
+/// The Python the DuckDB worker runs in: `--duckdb-python`, else the checkout's project venv.
+fn duckdb_python(args: &LoadArgs) -> anyhow::Result<PathBuf> {
+    args.duckdb_python.clone().or_else(cli_support::paths::project_python).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no Python with DuckDB for the embedded warehouse: set --duckdb-python or CLICKSTREAM_DUCKDB_PYTHON to a \
+             Python that has the duckdb package (from a checkout, `bash scripts/python-env.sh` makes its .venv, \
+             which the loader then finds by itself)"
+        )
     })
 }
 
@@ -397,6 +422,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Load(args) => runtime.block_on(load(args)),
+        #[cfg(not(feature = "gcp"))]
+        Command::TableDefinition(_) => Err(anyhow::anyhow!("table-definition: {WITHOUT_GCP}")),
+        #[cfg(feature = "gcp")]
         Command::TableDefinition(args) => {
             let config = BigQueryConfig {
                 project: args.bigquery_project,

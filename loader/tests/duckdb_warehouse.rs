@@ -247,3 +247,31 @@ async fn days_older_than_the_partition_expiration_are_not_loaded() {
     let loaded = s.load_ok(&["--partition-expiration-days", "30"]);
     assert!(loaded.starts_with("loader: 1 partitions loaded, 0 skipped, 0 deferred, 3 rows"), "{loaded}");
 }
+
+/// From any working directory, with no path given: the lake and the warehouse come from the
+/// state home (CLICKSTREAM_HOME) and DuckDB runs in the checkout's project venv, found from the
+/// binary, not the working directory (it used to look for `.venv/bin/python` in the latter).
+#[tokio::test]
+async fn the_loader_runs_from_any_directory_with_no_paths_given() {
+    if setup().is_none() {
+        return; // skipped: no project venv
+    }
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lake = batcher::lake::LocalLake::new(home.path().join("lake"));
+    put(&lake, "2026-11-24T10:00:00Z", "spool-1", &events("2026-11-24T10:00:00Z", 7)).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_clickstream-loader"))
+        .arg("load")
+        .current_dir(elsewhere.path())
+        .env("CLICKSTREAM_HOME", home.path())
+        .env_remove("CLICKSTREAM_LAKE")
+        .env_remove("CLICKSTREAM_DUCKDB_PATH")
+        .env_remove("CLICKSTREAM_DUCKDB_PYTHON")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("loader: 1 partitions loaded, 0 skipped, 0 deferred, 7 rows"), "{stdout}");
+    assert!(home.path().join("warehouse.duckdb").is_file(), "the warehouse is in the state home");
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing written to the working directory");
+}

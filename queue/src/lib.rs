@@ -2,13 +2,15 @@
 //!
 //! The collector publishes through [`EventSink`]; which queue sits behind it is configuration:
 //! * [`spool::SpoolSink`] — the local spool, a crash-safe on-disk queue (the embedded default);
-//! * [`pubsub::PubSubSink`] — Google Cloud Pub/Sub (production), or its emulator.
+//! * `pubsub::PubSubSink` (feature `pubsub`) — Google Cloud Pub/Sub (production), or its
+//!   emulator.
 //!
 //! Both return from [`EventSink::publish`] only once every event is durable (fsync'd, or
 //! acknowledged by Pub/Sub), which is what lets the collector answer 2xx. Both carry each event
 //! as its JSON ([`event_model::Event::to_json_bytes`]), and rejected events on a separate
 //! dead-letter stream.
 
+#[cfg(feature = "pubsub")]
 pub mod pubsub;
 pub mod spool;
 
