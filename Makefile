@@ -8,17 +8,24 @@ SHELL := bash
 # cargo honours CARGO_TARGET_DIR (CI keeps it outside the clone as a cache); scripts need it too.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run test test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients bench soak crash fuzz python-env fmt lint
+.PHONY: run up test test-rust test-dbt test-e2e test-up test-dashboard test-deploy test-sdk test-clients bench soak crash fuzz python-env fmt lint
 
 ## run: build and start the pipeline locally on the embedded default (no cloud account)
 run:
 	bash scripts/run-local.sh
 
+## up: the local twin, kept running: collector, demo storefront (http://127.0.0.1:8060), a live
+## simulator, the hourly flow every minute and the nightly one at 02:30 UTC (as Kestra runs them
+## in production), and the dashboard (http://127.0.0.1:8050), refreshing itself. Ctrl-C stops it;
+## the state in .clickstream/ is kept, and `make up` again continues from it.
+up:
+	bash scripts/up.sh
+
 ## test: every test suite — Rust (Pub/Sub, GCS and BigQuery emulators, DuckDB), dbt (DuckDB +
 ## BigQuery emulator), the whole local chain against the simulator's truth, the dashboard
 ## (API + Chromium), deployment checks (Terraform, checkov, Kestra, Docker), SDK (Chromium),
 ## independent clients (analytics-node, a generated OpenAPI client, schemathesis)
-test: test-rust test-dbt test-e2e test-dashboard test-deploy test-sdk test-clients
+test: test-rust test-dbt test-e2e test-up test-dashboard test-deploy test-sdk test-clients
 
 test-rust: python-env
 	cargo test --workspace --all-targets
@@ -32,6 +39,10 @@ test-dbt: python-env
 test-e2e: python-env
 	cargo build --workspace --bins
 	.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+## test-up: `make up` in headless Chromium: clicks in the demo shop reach the dashboard in 2 minutes
+test-up:
+	bash tests/e2e/make-up-test.sh
 
 test-dashboard:
 	bash dashboard/scripts/test.sh
@@ -73,7 +84,9 @@ fuzz:
 fmt:
 	cargo fmt --all
 
-## lint: what CI checks before the tests: formatting and clippy, warnings as errors
+## lint: what CI checks before the tests: formatting and clippy (the full build and the embedded-only
+## one `make run` builds), warnings as errors
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --no-default-features -p collector -p batcher -p loader -p simulator -- -D warnings

@@ -482,6 +482,36 @@ class Warehouse:
         return {"from": start.isoformat(), "to": end.isoformat(), "totals": totals, "duration": duration,
                 "depth": depth, "channels": channels, "devices": devices, "exit_pages": exit_pages}
 
+    def freshness(self, con, params) -> dict:
+        """How fresh the marts are: the newest event they hold, the newest event loaded (raw),
+        and when dbt last built a model (the partition log, macros/partition_log.sql)."""
+        self.require(con, "fct_sessions")
+        newest_modelled = con.execute(f"select max(session_end_at) from {self.t('fct_sessions')}").fetchone()[0]
+        newest_loaded = last_build = None
+        tables = {(r[0], r[1]) for r in con.execute(
+            "select table_schema, table_name from information_schema.tables").fetchall()}
+        if ("raw", "events") in tables:
+            newest_loaded = con.execute("select max(event_time) from raw.events").fetchone()[0]
+        if (self.schema, "_partition_builds") in tables:
+            last_build = con.execute(f"select max(built_at) from {self.t('_partition_builds')}").fetchone()[0]
+        return {"newest_event": to_json_value(newest_modelled), "newest_loaded_event": to_json_value(newest_loaded),
+                "last_dbt_build": to_json_value(last_build),
+                "now": to_json_value(dt.datetime.now(dt.timezone.utc))}
+
+    def recent_sessions(self, con, params) -> dict:
+        """The latest sessions, newest first (at most `limit`, default 12): what a live run shows
+        arriving."""
+        self.require(con, "fct_sessions")
+        try:
+            limit = max(1, min(50, int(params.get("limit", 12))))
+        except ValueError:
+            raise BadRequest("limit must be a whole number") from None
+        rows = rows_as_dicts(con.execute(
+            f"""select session_id, device_key, session_start_at, session_end_at, events, channel, device_class,
+                       furthest_funnel_step, orders, revenue
+                from {self.t('fct_sessions')} order by session_end_at desc, session_id limit ?""", [limit]))
+        return {"rows": rows}
+
     def health(self) -> dict:
         info = {"path": str(self.path), "schema": self.schema, "exists": self.path.is_file()}
         try:
@@ -511,6 +541,8 @@ API = {
     "/api/brands": Warehouse.brands,
     "/api/dropoff": Warehouse.dropoff,
     "/api/sessions": Warehouse.sessions,
+    "/api/freshness": Warehouse.freshness,
+    "/api/recent-sessions": Warehouse.recent_sessions,
 }
 
 

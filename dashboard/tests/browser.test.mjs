@@ -21,7 +21,7 @@ const ARTIFACTS = join(DASHBOARD, "test-artifacts");
 const PYTHON = process.env.CLICKSTREAM_PYTHON || join(REPO, ".venv", "bin", "python");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const WAREHOUSE = process.env.CLICKSTREAM_DUCKDB_PATH;
-const TILES = ["traffic", "conversion", "sessions", "top", "funnel"];
+const TILES = ["traffic", "conversion", "sessions", "top", "funnel", "latest"];
 
 let server;
 let baseUrl;
@@ -119,7 +119,7 @@ test("every tile renders with data, the date filter changes the numbers, screens
   assert.ok(await page.locator('[data-tile="top"] tbody tr[data-product]').count() > 0);
   assert.ok(await page.locator('[data-tile="sessions"] tbody tr[data-channel]').count() > 0);
   for (const chartEl of await page.locator("[data-chart]").all()) {
-    assert.ok(await chartEl.locator("canvas").count() > 0, `chart ${await chartEl.getAttribute("data-chart")} drew a canvas`);
+    assert.ok(await chartEl.locator("svg").count() > 0, `chart ${await chartEl.getAttribute("data-chart")} drew an SVG`);
   }
 
   await settle();
@@ -153,7 +153,59 @@ test("every tile renders with data, the date filter changes the numbers, screens
   await waitForTiles("all preset");
   assert.equal((await kpi("events")).value, eventsAll.value);
 
+  // The header says how fresh the data is: the newest event and the last dbt build.
+  const freshness = await page.textContent("#freshness");
+  assert.match(freshness, /^Newest event \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(.+ ago\) · dbt built .+ ago$/, freshness);
+  const latest = await apiJson("/api/recent-sessions");
+  assert.equal(await page.locator('[data-tile="latest"] tbody tr[data-device-key]').count(), latest.rows.length);
+
   assert.deepEqual(pageErrors, [], "no JavaScript errors in the page");
   console.log(`screenshot: ${join(ARTIFACTS, "dashboard.png")}`);
   console.log(`screenshot (filtered ${from}..${range.max}): ${join(ARTIFACTS, "dashboard-filtered.png")}`);
+});
+
+// Every label a chart draws lies inside its chart, and no heading, KPI or table header is cut
+// off, at the common desktop widths and a phone's.
+test("no label is cut off from 1280 to 1920 px wide, nor on a phone", async () => {
+  for (const width of [1280, 1440, 1920, 390]) {
+    await page.setViewportSize({ width, height: width < 600 ? 844 : 1000 });
+    await page.goto(baseUrl, { waitUntil: "domcontentloaded" });
+    await waitForTiles(`${width} px`);
+    await settle();
+    const cut = await page.evaluate(() => {
+      const problems = [];
+      for (const chart of document.querySelectorAll("[data-chart]")) {
+        const box = chart.getBoundingClientRect();
+        for (const text of chart.querySelectorAll("svg text")) {
+          const r = text.getBoundingClientRect();
+          if (!text.textContent.trim() || r.width === 0) continue;
+          if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1) {
+            problems.push(`${chart.dataset.chart}: "${text.textContent}" at ${Math.round(r.left)}..${Math.round(r.right)} of ${Math.round(box.left)}..${Math.round(box.right)}`);
+          }
+          // Light text is drawn on a shape: where it runs past the shape it vanishes into the
+          // white card ("an checkout 4," for "Began checkout 4,123"), so it must fit a shape.
+          const fill = (text.getAttribute("fill") || getComputedStyle(text).fill || "").toLowerCase();
+          const hex = fill.length === 4 ? fill.replace(/[0-9a-f]/g, (c) => c + c) : fill; // #fff -> #ffffff
+          const rgb = hex.startsWith("#") && hex.length === 7
+            ? [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16))
+            : (fill.match(/\d+/g) || []).slice(0, 3).map(Number);
+          const light = rgb.length === 3 && (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255 > 0.8;
+          if (light && ![...chart.querySelectorAll("svg path")].filter((p) => (p.getAttribute("fill") || "none") !== "none").some((shape) => {
+            const s = shape.getBoundingClientRect();
+            return r.left >= s.left - 1 && r.right <= s.right + 1 && r.top >= s.top - 1 && r.bottom <= s.bottom + 1;
+          })) {
+            problems.push(`${chart.dataset.chart}: light label "${text.textContent}" runs past the shape it is drawn on`);
+          }
+        }
+      }
+      for (const el of document.querySelectorAll("h1, h2, h3, .kpi-value, .card-head .muted, th, .toggle button, .presets button")) {
+        if (el.closest(".scroll")) continue; // tables that scroll sideways on narrow screens
+        if (el.scrollWidth > el.clientWidth + 1) problems.push(`${el.tagName.toLowerCase()} "${el.textContent.trim()}" is cut (${el.scrollWidth} > ${el.clientWidth})`);
+      }
+      return problems;
+    });
+    assert.deepEqual(cut, [], `${width} px: labels cut off`);
+    await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}.png`), fullPage: true });
+  }
+  assert.deepEqual(pageErrors, [], "no JavaScript errors in the page");
 });

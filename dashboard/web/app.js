@@ -78,7 +78,7 @@
   }
 
   function chart(el) {
-    if (!charts.has(el)) charts.set(el, window.echarts.init(el, null, { renderer: "canvas" }));
+    if (!charts.has(el)) charts.set(el, window.echarts.init(el, null, { renderer: "svg" }));
     return charts.get(el);
   }
 
@@ -226,8 +226,11 @@
       legend: { show: false },
       tooltip: { trigger: "item", formatter: (p) => { const s = funnelSteps[p.dataIndex]; return `<b>${esc(s.label)}</b><br>Sessions: <b>${fmtInt(s.sessions)}</b> (${fmtPct(s.share_of_sessions)} of all)<br>Step conversion: <b>${fmtPct(s.step_conversion)}</b>`; } },
       series: [{
-        type: "funnel", left: 8, right: 8, top: 8, bottom: 8, sort: "none", gap: 3, minSize: "12%",
-        label: { position: "inside", color: "#fff", fontSize: 11, formatter: (p) => `${funnelSteps[p.dataIndex].label}  ${fmtInt(p.value)}` },
+        // Labels beside the funnel, not inside it: inside, the narrow lower steps cut them off.
+        type: "funnel", left: 8, width: "52%", top: 8, bottom: 8, sort: "none", gap: 3, minSize: "12%",
+        label: { position: "right", color: "#172033", fontSize: 11, lineHeight: 15,
+          formatter: (p) => `${funnelSteps[p.dataIndex].label}\n{n|${fmtInt(p.value)}}`, rich: { n: { fontWeight: 600, fontSize: 12 } } },
+        labelLine: { length: 8, lineStyle: { color: "#cfd6e2" } },
         data: funnelSteps.map((s, i) => ({ name: s.label, value: s.sessions, itemStyle: { color: ["#4f46e5", "#6366f1", "#818cf8", "#0d9488"][i] } })),
       }],
     }, true);
@@ -346,8 +349,80 @@
     setTileState("sessions", "ready", steps.length + sessions.channels.length);
   }
 
+  // ------------------------------------------------------------------ latest sessions
+  function renderLatest(latest) {
+    const el = tile("latest");
+    const rows = latest.rows || [];
+    $('[data-role="latest-sessions"] tbody', el).innerHTML = rows.map((r) => `
+      <tr data-session-id="${esc(r.session_id)}" data-device-key="${esc(r.device_key)}">
+        <td>${esc((r.session_end_at || "").replace("T", " ").slice(0, 19))}</td>
+        <td class="ellipsis" title="${esc(r.device_key)}">${esc(r.device_key)}</td>
+        <td>${esc(CHANNEL_LABELS[r.channel] || r.channel || "–")}</td>
+        <td>${esc(r.device_class || "–")}</td>
+        <td class="num">${fmtInt(r.events)}</td>
+        <td>${esc(STEP_LABELS[r.furthest_funnel_step] || r.furthest_funnel_step || "–")}</td>
+        <td class="num">${fmtMoney(r.revenue)}</td>
+      </tr>`).join("");
+    if (!rows.length) return setTileState("latest", "empty", 0, "No sessions yet");
+    setTileState("latest", "ready", rows.length);
+  }
+
+  // ------------------------------------------------------------------ freshness and live refresh
+  // The header says how fresh the marts are. Every REFRESH seconds (?refresh=N, 0 = never) the
+  // page asks again; when dbt has built since the page loaded, it reloads every tile, moving a
+  // range that ended on the last day of data along to the new last day.
+  const REFRESH_SECONDS = Number(new URLSearchParams(location.search).get("refresh") ?? 30);
+  let lastBuild = null;
+  const ago = (iso, now) => {
+    const s = Math.max(0, Math.round((Date.parse(now) - Date.parse(iso)) / 1000));
+    return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : s < 172800 ? `${Math.round(s / 3600)} h ago` : `${Math.round(s / 86400)} days ago`;
+  };
+  const clockUtc = (iso) => new Date(iso).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+
+  async function checkFreshness() {
+    const el = $("#freshness");
+    let f;
+    try {
+      const res = await fetch("/api/freshness", { headers: { Accept: "application/json" } });
+      f = await res.json();
+      if (!res.ok) throw new Error(f.error || `HTTP ${res.status}`);
+    } catch (e) {
+      el.dataset.state = "busy"; // usually dbt or the loader writing: keep what is shown
+      el.title = e.message;
+      return false;
+    }
+    el.dataset.state = "ready";
+    el.dataset.lastBuild = f.last_dbt_build || "";
+    el.textContent = [
+      f.newest_event ? `Newest event ${clockUtc(f.newest_event)} (${ago(f.newest_event, f.now)})` : "No events yet",
+      f.last_dbt_build ? `dbt built ${ago(f.last_dbt_build, f.now)}` : null,
+    ].filter(Boolean).join(" · ");
+    const changed = lastBuild !== null && f.last_dbt_build !== lastBuild;
+    lastBuild = f.last_dbt_build;
+    return changed;
+  }
+
+  async function refreshIfBuilt() {
+    if (!(await checkFreshness())) return;
+    let range;
+    try {
+      range = await (await fetch("/api/date-range")).json();
+    } catch (_) {
+      return;
+    }
+    if (!range.min) return;
+    const followed = state.to === state.max;
+    const from = state.from === state.min ? range.min : state.from;
+    state.min = range.min;
+    state.max = range.max;
+    for (const id of ["#date-from", "#date-to"]) { $(id).min = range.min; $(id).max = range.max; }
+    $("#data-span").textContent = `Data from ${fmtDateLong(range.min)} to ${fmtDateLong(range.max)} · ${range.days} days · UTC`;
+    setRange(from, followed ? range.max : state.to);
+    await loadAll();
+  }
+
   // ------------------------------------------------------------------ loading
-  const TILES = ["traffic", "funnel", "conversion", "top", "sessions"];
+  const TILES = ["traffic", "funnel", "conversion", "top", "latest", "sessions"];
 
   async function loadAll() {
     const seq = ++state.seq;
@@ -364,6 +439,7 @@
       brands: api("/api/brands"),
       dropoff: api("/api/dropoff"),
       sessions: api("/api/sessions"),
+      latest: api("/api/recent-sessions"),
     };
     const settled = {};
     await Promise.all(Object.entries(req).map(async ([k, p]) => {
@@ -389,6 +465,7 @@
     run("conversion", ["categories", "products"], renderConversion);
     run("top", ["products", "brands"], renderTop);
     run("sessions", ["dropoff", "sessions"], renderSessions);
+    run("latest", ["latest"], renderLatest);
     document.body.dataset.loaded = String(seq);
   }
 
@@ -479,11 +556,13 @@
     } catch (e) {
       showBanner(`Warehouse unavailable: ${e.message}`);
       TILES.forEach((t) => setTileState(t, "error", 0, "Warehouse unavailable"));
+      if (REFRESH_SECONDS > 0) setTimeout(() => location.reload(), REFRESH_SECONDS * 1000);
       return;
     }
     if (!range.min) {
       showBanner("The warehouse has no data yet: load events and run dbt.");
       TILES.forEach((t) => setTileState(t, "empty", 0, "No data in the warehouse"));
+      if (REFRESH_SECONDS > 0) setTimeout(() => location.reload(), REFRESH_SECONDS * 1000);
       return;
     }
     state.min = range.min;
@@ -492,7 +571,9 @@
     $("#data-span").textContent = `Data from ${fmtDateLong(range.min)} to ${fmtDateLong(range.max)} · ${range.days} days · UTC`;
     const fromHash = readHash();
     setRange(...(fromHash || [range.min, range.max]));
+    await checkFreshness();
     await loadAll();
+    if (REFRESH_SECONDS > 0) setInterval(refreshIfBuilt, REFRESH_SECONDS * 1000);
   }
 
   document.addEventListener("DOMContentLoaded", init);

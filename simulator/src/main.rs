@@ -66,6 +66,20 @@ struct Cli {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+
+    /// Play shoppers live instead: sessions start now, at about --rate events per second, and
+    /// each event is sent when it happens, until stopped (Ctrl-C, SIGTERM) or --duration-seconds.
+    /// --events, --days and --truth do not apply. `make up` runs it beside the demo shop.
+    #[arg(long)]
+    live: bool,
+
+    /// Events per second on average (--live).
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+
+    /// Stop a live run after this many seconds (default: run until stopped).
+    #[arg(long)]
+    duration_seconds: Option<u64>,
 }
 
 /// What the run sent, for checking the marts.
@@ -105,6 +119,49 @@ struct Truth {
     /// Purchases by product id: (purchase events, revenue cents).
     #[serde(skip)]
     revenue_cents: u64,
+    /// How far the non-bot sessions got, and on which devices.
+    funnel: Funnel,
+}
+
+/// Non-bot sessions by how far they got (each counted at every step it reached) and by device
+/// class: what the calibration (simulator/README.md, "How realistic") is checked on.
+#[derive(Debug, Default, serde::Serialize)]
+struct Funnel {
+    /// Sessions of one valid event (the marts' bounce).
+    bounced: u64,
+    /// Sessions with a product view.
+    viewed_product: u64,
+    /// Sessions with an add to cart.
+    added_to_cart: u64,
+    /// Sessions that began checkout.
+    began_checkout: u64,
+    /// Sessions with a purchase.
+    purchased: u64,
+    /// Sessions by device class (desktop, mobile, tablet).
+    devices: BTreeMap<String, u64>,
+    /// Valid events in all these sessions.
+    events: u64,
+}
+
+impl Funnel {
+    fn count(&mut self, events: &[Value], device_class: &str) {
+        let valid: Vec<&str> = events
+            .iter()
+            .filter(|e| !(e["event_type"] == "add_to_cart" && e.get("product").is_none()))
+            .filter_map(|e| e["event_type"].as_str())
+            .collect();
+        if valid.is_empty() {
+            return;
+        }
+        let reached = |step: &str| u64::from(valid.contains(&step));
+        self.bounced += u64::from(valid.len() == 1);
+        self.viewed_product += reached("product_view");
+        self.added_to_cart += reached("add_to_cart");
+        self.began_checkout += reached("begin_checkout");
+        self.purchased += reached("purchase");
+        *self.devices.entry(device_class.to_owned()).or_default() += 1;
+        self.events += valid.len() as u64;
+    }
 }
 
 struct Shopper {
@@ -223,6 +280,7 @@ impl Simulation {
         if shopper.device.platform != "web" {
             context["app"] = json!({"name": "Shop", "version": "5.2.0"});
         }
+        let campaign_medium = campaign.as_ref().and_then(|c| c["medium"].as_str()).map(str::to_owned);
         if let Some(campaign) = campaign {
             context["campaign"] = campaign;
         }
@@ -233,28 +291,54 @@ impl Simulation {
 
         let mut events = Vec::new();
         let mut time = start;
-        let landing = match rng.random_range(0..3) {
-            0 => "/".to_owned(),
-            1 => format!("/c/{}", self.catalogue.pick(&mut self.rng).category_code.replace('.', "/")),
-            _ => format!("/p/{}", self.catalogue.pick(&mut self.rng).id),
+        // The landing page: the home page, a category, or a product (deep links from search and
+        // ads). model::BOUNCE_RATE and the intents below are calibrated against published
+        // benchmarks (simulator/README.md, "How realistic").
+        let landing_product = self.catalogue.pick(&mut self.rng).clone();
+        let landing = match self.rng.random_range(0..10) {
+            0..=3 => "/".to_owned(),
+            4..=6 => format!("/c/{}", self.catalogue.pick(&mut self.rng).category_code.replace('.', "/")),
+            _ => format!("/p/{}", landing_product.id),
         };
         let mut page = json!({"url": format!("https://shop.example.com{landing}"), "path": landing, "title": "Shop"});
         if let Some(referrer) = referrer {
             page["referrer"] = json!(referrer);
         }
         let visit = Visit { session_id: &session_id, context: &context };
-        events.push(self.event(&shopper, &visit, "page_view", time, page, json!({})));
+        events.push(self.event(&shopper, &visit, "page_view", time, page.clone(), json!({})));
+        let bounced = self.rng.random_bool(model::bounce_probability(&shopper.device, campaign_medium.as_deref()));
+        // What the visit is for: most browse, some compare products, a few came to buy.
+        let intent = model::pick_intent(&mut self.rng);
         let mut cart: Vec<(Product, u64)> = Vec::new();
         let mut last: Option<Product> = None;
-        let views = 1 + (0..14).take_while(|_| self.rng.random_bool(0.72)).count();
-        for _ in 0..views {
+        if !bounced && landing.starts_with("/p/") {
+            events.push(self.event(
+                &shopper,
+                &visit,
+                "product_view",
+                time,
+                page,
+                json!({"product": product_json(&landing_product, None)}),
+            ));
+            last = Some(landing_product);
+        }
+        let pages =
+            if bounced { 0 } else { 1 + (0..24).take_while(|_| self.rng.random_bool(intent.keep_going)).count() };
+        for _ in 0..pages {
             time += model::think_time(&mut self.rng);
-            if self.rng.random_bool(0.15) {
+            if self.rng.random_bool(0.12) {
                 let product = self.catalogue.pick(&mut self.rng).clone();
                 let query = format!("{} {}", product.brand, product.category_code.rsplit('.').next().unwrap_or("deal"));
                 let page = json!({"url": format!("https://shop.example.com/search?q={}", query.replace(' ', "+")), "path": "/search", "title": "Search"});
                 events.push(self.event(&shopper, &visit, "search", time, page, json!({"search": {"query": query}})));
-                time += model::think_time(&mut self.rng);
+                continue;
+            }
+            if !self.rng.random_bool(intent.product_page_share) {
+                // A listing page: the home page or a category.
+                let path = format!("/c/{}", self.catalogue.pick(&mut self.rng).category_code.replace('.', "/"));
+                let page = json!({"url": format!("https://shop.example.com{path}"), "path": path, "title": "Category"});
+                events.push(self.event(&shopper, &visit, "page_view", time, page, json!({})));
+                continue;
             }
             let product = match &last {
                 Some(previous) if self.rng.random_bool(0.6) => {
@@ -274,7 +358,7 @@ impl Simulation {
             if shopper.user_id.is_some() && !shopper.logged_in && self.rng.random_bool(0.08) {
                 shopper.logged_in = true; // logs in mid-session
             }
-            if self.rng.random_bool(0.12) {
+            if self.rng.random_bool(intent.add_to_cart) {
                 time += model::think_time(&mut self.rng);
                 let quantity = if self.rng.random_bool(0.9) { 1 } else { 2 };
                 events.push(self.event(
@@ -302,7 +386,7 @@ impl Simulation {
             }
             last = Some(product);
         }
-        if !cart.is_empty() && self.rng.random_bool(0.5) {
+        if !cart.is_empty() && self.rng.random_bool(intent.checkout) {
             time += model::think_time(&mut self.rng);
             // Checkout needs an account: registered shoppers log in, some guests sign up.
             if shopper.user_id.is_none() && self.rng.random_bool(0.5) {
@@ -313,7 +397,7 @@ impl Simulation {
             }
             let page = json!({"url": "https://shop.example.com/checkout", "path": "/checkout", "title": "Checkout"});
             events.push(self.event(&shopper, &visit, "begin_checkout", time, page.clone(), json!({})));
-            if self.rng.random_bool(0.65) {
+            if self.rng.random_bool(model::PURCHASE_AFTER_CHECKOUT) {
                 time += model::think_time(&mut self.rng);
                 let order_id = format!("ORD-{}", &uuid(&mut self.rng)[..8].to_uppercase());
                 for (product, quantity) in &cart {
@@ -347,6 +431,7 @@ impl Simulation {
         events.retain(|e| {
             e["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t < self.end)
         });
+        truth.funnel.count(&events, shopper.device.class);
         for event in &events {
             let valid = !(event["event_type"] == "add_to_cart" && event.get("product").is_none());
             if valid {
@@ -469,6 +554,97 @@ impl Sender {
     }
 }
 
+/// Mean valid events of one session of `seed`'s traffic (from a sample of 300).
+fn events_per_session(seed: u64, products: usize, start: DateTime<Utc>) -> f64 {
+    let mut probe = Simulation {
+        rng: StdRng::seed_from_u64(seed ^ 0x5eed),
+        catalogue: Catalogue::new(&mut StdRng::seed_from_u64(seed), products),
+        shoppers: Vec::new(),
+        end: DateTime::<Utc>::MAX_UTC,
+    };
+    let mut scratch = Truth::default();
+    let sample = 300;
+    (0..sample).map(|_| probe.session(start, &mut scratch).events.len()).sum::<usize>() as f64 / sample as f64
+}
+
+/// `--live`: sessions start as a Poisson process at --rate / (events per session) a second;
+/// each session's events are sent at their own times, one request per event as a tracker on a
+/// page sends them. Sessions still running when the run stops are cut short.
+async fn live(cli: &Cli) -> anyhow::Result<()> {
+    anyhow::ensure!(cli.rate > 0.0 && cli.rate.is_finite(), "--rate must be above 0 events per second");
+    let mut rng = StdRng::seed_from_u64(cli.seed);
+    let catalogue = Catalogue::new(&mut rng, cli.products);
+    let mut simulation = Simulation { rng, catalogue, shoppers: Vec::new(), end: DateTime::<Utc>::MAX_UTC };
+    let sessions_per_second = cli.rate / events_per_session(cli.seed, cli.products, Utc::now());
+    let sender = Arc::new(Sender {
+        client: reqwest::Client::builder().timeout(StdDuration::from_secs(30)).build()?,
+        url: format!("{}/v1/events", cli.collector.trim_end_matches('/')),
+        write_key: cli.write_key.clone(),
+        requests: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        sent_events: AtomicU64::new(0),
+    });
+    let progress = indicatif::ProgressBar::hidden();
+    let deadline = cli.duration_seconds.map(|s| tokio::time::Instant::now() + StdDuration::from_secs(s));
+    let mut truth = Truth::default();
+    let mut sessions = tokio::task::JoinSet::new();
+    let mut report = tokio::time::interval(StdDuration::from_secs(60));
+    report.tick().await;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    eprintln!("simulator: live at about {:.1} events/s against {} (Ctrl-C stops)", cli.rate, sender.url);
+    loop {
+        let gap: f64 = -(1.0 - simulation.rng.random_range(0.0..1.0f64)).ln() / sessions_per_second;
+        let next = tokio::time::sleep(StdDuration::from_secs_f64(gap.min(3600.0)));
+        let stop = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = next => {}
+            _ = stop => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = report.tick() => {
+                eprintln!("simulator: {} events sent, {} sessions running", sender.sent_events.load(Ordering::Relaxed), sessions.len());
+                continue;
+            }
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                if let Ok(Err(error)) = done {
+                    eprintln!("simulator: {error:#}");
+                }
+                continue;
+            }
+        }
+        // Bounded: a collector that stops answering cannot pile up sessions without end.
+        if sessions.len() >= 10_000 {
+            continue;
+        }
+        let now = Utc::now();
+        let plan = if simulation.rng.random_bool(0.02) {
+            simulation.bot_session(now, &mut truth)
+        } else {
+            simulation.session(now, &mut truth)
+        };
+        let (sender, progress) = (sender.clone(), progress.clone());
+        sessions.spawn(async move {
+            for event in plan.events {
+                let at = event["event_time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok());
+                if let Some(wait) = at.and_then(|at| (at - Utc::now()).to_std().ok()) {
+                    tokio::time::sleep(wait).await;
+                }
+                sender.send(&[event], plan.clock_offset, &progress).await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    sessions.abort_all();
+    eprintln!("simulator: stopped after {} events", sender.sent_events.load(Ordering::Relaxed));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -480,6 +656,9 @@ async fn main() -> anyhow::Result<()> {
         cli.products > 0 && cli.batch_size > 0 && cli.concurrency > 0,
         "--products, --batch-size and --concurrency must be above 0"
     );
+    if cli.live {
+        return live(&cli).await;
+    }
     let now = Utc::now();
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now) - Duration::hours(1) + Duration::minutes(59);
     let start = (end - Duration::days(cli.days)).duration_trunc(Duration::hours(1)).unwrap_or(end);
@@ -488,17 +667,7 @@ async fn main() -> anyhow::Result<()> {
     let mut simulation = Simulation { rng, catalogue, shoppers: Vec::new(), end };
 
     // Calibrate sessions per day so the timeline holds about --events events.
-    let per_session = {
-        let mut probe = Simulation {
-            rng: StdRng::seed_from_u64(cli.seed ^ 0x5eed),
-            catalogue: Catalogue::new(&mut StdRng::seed_from_u64(cli.seed), cli.products),
-            shoppers: Vec::new(),
-            end: DateTime::<Utc>::MAX_UTC,
-        };
-        let mut scratch = Truth::default();
-        let sample = 300;
-        (0..sample).map(|_| probe.session(start, &mut scratch).events.len()).sum::<usize>() as f64 / sample as f64
-    };
+    let per_session = events_per_session(cli.seed, cli.products, start);
     let per_day = cli.events as f64 / per_session / cli.days as f64;
 
     let progress = if cli.no_progress || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -600,4 +769,41 @@ async fn main() -> anyhow::Result<()> {
         truth.requests
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark ranges of simulator/README.md ("How realistic"), checked on the default
+    /// traffic: 20,000 sessions of the default seed's shoppers.
+    #[test]
+    fn the_default_traffic_lands_inside_the_benchmark_ranges() {
+        let mut rng = StdRng::seed_from_u64(42);
+        let catalogue = Catalogue::new(&mut rng, 2_000);
+        let mut simulation = Simulation { rng, catalogue, shoppers: Vec::new(), end: DateTime::<Utc>::MAX_UTC };
+        let mut truth = Truth::default();
+        let start: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        for _ in 0..20_000 {
+            simulation.session(start, &mut truth);
+        }
+        let funnel = &truth.funnel;
+        let sessions = funnel.devices.values().sum::<u64>() as f64;
+        let share = |count: u64| count as f64 / sessions;
+        let within = |name: &str, value: f64, (low, high): (f64, f64)| {
+            eprintln!("{name}: {value:.4} (range {low}..{high})");
+            assert!((low..=high).contains(&value), "{name} {value:.4} is outside {low}..{high}");
+        };
+        within("bounce rate", share(funnel.bounced), (0.20, 0.45));
+        within("sessions with a product view", share(funnel.viewed_product), (0.35, 0.70));
+        within("add-to-cart rate", share(funnel.added_to_cart), (0.05, 0.10));
+        within("conversion rate", share(funnel.purchased), (0.015, 0.04));
+        within("cart abandonment", 1.0 - funnel.purchased as f64 / funnel.added_to_cart as f64, (0.60, 0.80));
+        within("checkout abandonment", 1.0 - funnel.purchased as f64 / funnel.began_checkout as f64, (0.25, 0.50));
+        within("events per session", funnel.events as f64 / sessions, (2.0, 6.0));
+        let device = |class: &str| share(funnel.devices.get(class).copied().unwrap_or(0));
+        within("mobile share", device("mobile"), (0.60, 0.70));
+        within("desktop share", device("desktop"), (0.27, 0.37));
+        within("tablet share", device("tablet"), (0.01, 0.05));
+    }
 }
