@@ -492,6 +492,19 @@ struct Sender {
 }
 
 impl Sender {
+    /// A sender to the collector and with the write key of `cli`.
+    fn new(cli: &Cli) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(StdDuration::from_secs(30)).build()?,
+            url: format!("{}/v1/events", cli.collector.trim_end_matches('/')),
+            write_key: cli.write_key.clone(),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            sent_events: AtomicU64::new(0),
+        })
+    }
+
     /// Sends one batch like an SDK: retries 429, 5xx and network errors with exponential backoff
     /// and jitter (honouring Retry-After), never 4xx.
     async fn send(
@@ -576,15 +589,7 @@ async fn live(cli: &Cli) -> anyhow::Result<()> {
     let catalogue = Catalogue::new(&mut rng, cli.products);
     let mut simulation = Simulation { rng, catalogue, shoppers: Vec::new(), end: DateTime::<Utc>::MAX_UTC };
     let sessions_per_second = cli.rate / events_per_session(cli.seed, cli.products, Utc::now());
-    let sender = Arc::new(Sender {
-        client: reqwest::Client::builder().timeout(StdDuration::from_secs(30)).build()?,
-        url: format!("{}/v1/events", cli.collector.trim_end_matches('/')),
-        write_key: cli.write_key.clone(),
-        requests: AtomicU64::new(0),
-        retries: AtomicU64::new(0),
-        rejected: AtomicU64::new(0),
-        sent_events: AtomicU64::new(0),
-    });
+    let sender = Arc::new(Sender::new(cli)?);
     let progress = indicatif::ProgressBar::hidden();
     let deadline = cli.duration_seconds.map(|s| tokio::time::Instant::now() + StdDuration::from_secs(s));
     let mut truth = Truth::default();
@@ -680,15 +685,7 @@ async fn main() -> anyhow::Result<()> {
         );
         bar
     };
-    let sender = Arc::new(Sender {
-        client: reqwest::Client::builder().timeout(StdDuration::from_secs(30)).build()?,
-        url: format!("{}/v1/events", cli.collector.trim_end_matches('/')),
-        write_key: cli.write_key.clone(),
-        requests: AtomicU64::new(0),
-        retries: AtomicU64::new(0),
-        rejected: AtomicU64::new(0),
-        sent_events: AtomicU64::new(0),
-    });
+    let sender = Arc::new(Sender::new(&cli)?);
     let mut truth = Truth { seed: cli.seed, from: iso(start), to: iso(end), ..Truth::default() };
     let (queue, receiver) = tokio::sync::mpsc::channel::<(Vec<Value>, Duration)>(cli.concurrency * 4);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
